@@ -1,0 +1,137 @@
+"""The `edgecall` command.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (config, replay file,
+arguments). User mistakes print `FILE:LINE:COL: field: message`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from edgecall import __version__
+from edgecall.config.base import SecretError, SecretRef
+from edgecall.config.loader import ConfigError, load_model
+from edgecall.config.root import EdgecallConfig
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+SYSTEM_CONFIG = Path("/etc/edgecall/config.yaml")
+
+
+def default_config_path() -> Path:
+    """$EDGECALL_CONFIG, else /etc/edgecall/config.yaml if present, else ./config.yaml."""
+    if os.environ.get("EDGECALL_CONFIG"):
+        return Path(os.environ["EDGECALL_CONFIG"])
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else Path("config.yaml")
+
+
+def load_config(path: Path) -> EdgecallConfig:
+    return load_model(path, EdgecallConfig)
+
+
+def _secrets(cfg: EdgecallConfig) -> list[tuple[str, SecretRef]]:
+    found = [("sip.password", cfg.sip.password)]
+    if cfg.mqtt.password is not None:
+        found.append(("mqtt.password", cfg.mqtt.password))
+    return found
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path: Path = args.path or default_config_path()
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{path}: {len(exc.issues)} error(s)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for name, ref in _secrets(cfg):
+        try:
+            ref.resolve()
+        except SecretError as exc:
+            print(f"{path}: warning: {name}: {exc} (needed at run time)", file=sys.stderr)
+    print(
+        f"{path}: OK (site {cfg.appliance.site_id}, appliance {cfg.appliance.appliance_id}; "
+        f"{len(cfg.languages)} languages, {len(cfg.topics)} topics, "
+        f"{len(cfg.campaigns)} campaigns)"
+    )
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from edgecall.replay import format_messages, load_replay, run_replay, summary
+    from edgecall.rules.session import Lexicons
+
+    config_path: Path = args.config or default_config_path()
+    try:
+        cfg = load_config(config_path)
+        calls = [(f, load_replay(f)) for f in args.files]
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    classifier = None
+    if args.scene_model:
+        from edgecall.inference.scene import load_scene_classifier
+
+        classifier = load_scene_classifier(args.scene_model)
+    lexicons = Lexicons(cfg)
+    for path, call in calls:
+        messages, _ = run_replay(
+            call, cfg, call_id=call.call_id or path.stem, lexicons=lexicons, classifier=classifier
+        )
+        print(format_messages(messages), flush=True)
+        outcome = next(m.body for m in messages if m.kind == "outcome")
+        print(f"{path}: {summary(outcome)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _optional_command(module: str) -> tuple[Callable, Callable] | None:
+    """Subcommands whose module may not be installed in this build."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return mod.add_arguments, mod.main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgecall", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"edgecall {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check-config", help="validate a config file and report every mistake")
+    p.add_argument("path", nargs="?", type=Path, help="config file (default: %(default)s)")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("replay", help="run scripted calls through the rule engine")
+    p.add_argument("files", nargs="+", type=Path, help="replay YAML files")
+    p.add_argument("--config", type=Path, help="config file (default: as check-config)")
+    p.add_argument(
+        "--scene-model", type=Path, help="scene model (.tflite/.onnx) for redial decisions"
+    )
+    p.set_defaults(func=cmd_replay)
+
+    for name, module, text in (("tail", "edgecall.mqtt.tail", "follow one appliance live"),):
+        found = _optional_command(module)
+        if found:
+            p = sub.add_parser(name, help=text)
+            found[0](p)
+            p.set_defaults(func=found[1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

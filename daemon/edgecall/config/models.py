@@ -1,0 +1,65 @@
+"""On-device models: where their files are and how inference runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from edgecall.config.base import ConfigModel
+
+
+class AsrModelConfig(ConfigModel):
+    kind: Literal["whisper", "streaming_transducer"] = Field(
+        "whisper",
+        description="'whisper': utterance model after VAD; 'streaming_transducer': zipformer.",
+    )
+    dir: Path = Field(..., description="Directory holding the model files and its manifest entry.")
+    languages: list[Literal["zh", "en"]] = Field(
+        ..., min_length=1, description="Languages this model is used for."
+    )
+
+
+class VadConfig(ConfigModel):
+    model: Path | None = Field(
+        None, description="silero_vad.onnx; default: the file shipped in the silero-vad wheel."
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Speech probability above which a frame is speech."
+    )
+    min_silence_ms: int = Field(
+        500, ge=100, le=5000, description="Silence that ends an utterance (the ASR endpoint)."
+    )
+    min_speech_ms: int = Field(
+        250, ge=50, le=5000, description="Shorter speech bursts are ignored."
+    )
+    max_utterance_s: float = Field(
+        20.0, gt=1, le=120, description="An utterance is cut after this long."
+    )
+
+
+class ModelsConfig(ConfigModel):
+    dir: Path = Field(
+        Path("/usr/share/edgecall/models"),
+        description="Base directory of model files; relative model paths below resolve here.",
+    )
+    asr: list[AsrModelConfig] = Field(
+        default_factory=list, description="ASR models; the first listing a call's language is used."
+    )
+    vad: VadConfig = Field(
+        default_factory=VadConfig, description="Voice activity detection settings."
+    )
+    acoustic_emotion: Path | None = Field(
+        None, description="Acoustic emotion model (ONNX); absent means text emotion decides alone."
+    )
+    scene: Path | None = Field(
+        None,
+        description="Scene model (.tflite or .onnx); absent means redial uses the default delay.",
+    )
+    threads: int = Field(1, ge=1, le=8, description="Threads each model may use.")
+    worker_restart_max_s: float = Field(
+        30.0,
+        gt=0,
+        description="Cap of the back-off before a crashed inference worker is restarted.",
+    )

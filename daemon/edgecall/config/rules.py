@@ -1,0 +1,192 @@
+"""Every threshold, weight, window and delay of call-rules.md, with its default."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from edgecall.config.base import ConfigModel, FieldError
+
+_SUM_TOLERANCE = 1e-9
+
+
+class EmotionRuleConfig(ConfigModel):
+    """Section 1: fuse a lexicon (text) estimate and an acoustic estimate, each in [-1, 1]."""
+
+    text_weight: float = Field(0.4, ge=0, le=1, description="Weight of the text/lexicon estimate.")
+    acoustic_weight: float = Field(0.6, ge=0, le=1, description="Weight of the acoustic estimate.")
+    negative_max: float = Field(
+        -0.2, ge=-1, le=1, description="Fused score at or below this is negative (-1)."
+    )
+    positive_min: float = Field(
+        0.2, ge=-1, le=1, description="Fused score at or above this is positive (1)."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> EmotionRuleConfig:
+        if abs(self.text_weight + self.acoustic_weight - 1) > _SUM_TOLERANCE:
+            raise FieldError(("acoustic_weight",), "text_weight + acoustic_weight must be 1")
+        if not self.negative_max < self.positive_min:
+            raise FieldError(("positive_min",), "negative_max must be below positive_min")
+        return self
+
+
+class IntentRuleConfig(ConfigModel):
+    """Section 1: the parametric purchase-intent formula of seed 000."""
+
+    weight_turns: float = Field(0.3, ge=0, le=1, description="Weight of the dialogue-turn count.")
+    weight_positive: float = Field(
+        0.3, ge=0, le=1, description="Weight of positive-word occurrences."
+    )
+    weight_negative: float = Field(
+        0.3, ge=0, le=1, description="Weight of negative-word occurrences."
+    )
+    weight_price: float = Field(0.1, ge=0, le=1, description="Weight of price inquiries.")
+    turns_cap: float = Field(5, gt=0, description="Turn count that normalises to 1.")
+    positive_cap: float = Field(2.5, gt=0, description="Positive-word count that normalises to 1.")
+    negative_cap: float = Field(
+        3, gt=0, description="Negative-word count that normalises to 0 (0 words give 1)."
+    )
+    price_cap: float = Field(2, gt=0, description="Price-inquiry count that normalises to 1.")
+    negative_max: float = Field(
+        0.36, ge=0, le=1, description="Intent at or below this is negative."
+    )
+    positive_min: float = Field(
+        0.64, ge=0, le=1, description="Intent at or above this is positive."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> IntentRuleConfig:
+        total = self.weight_turns + self.weight_positive + self.weight_negative + self.weight_price
+        if abs(total - 1) > _SUM_TOLERANCE:
+            raise FieldError(
+                ("weight_price",), f"intent weights must sum to 1 (they sum to {total:g})"
+            )
+        if not self.negative_max < self.positive_min:
+            raise FieldError(("positive_min",), "negative_max must be below positive_min")
+        return self
+
+
+class TransferRuleConfig(ConfigModel):
+    """Section 3: interest followed by frustration goes to a human."""
+
+    enabled: bool = Field(True, description="Transfer to a human agent when the rule fires.")
+    intent_positive_turns: int = Field(
+        2, ge=1, le=20, description="Consecutive turns of positive intent required."
+    )
+    emotion_negative_turns: int = Field(
+        2, ge=1, le=20, description="Consecutive turns of negative emotion required."
+    )
+    require_prior_positive_emotion: bool = Field(
+        True,
+        description="Only fire when emotion was positive at some turn before turning negative.",
+    )
+
+
+class PoorSignalRuleConfig(ConfigModel):
+    """Section 4: real-time sliding window over the per-second quality."""
+
+    enabled: bool = Field(True, description="Warn, hang up and send the SMS when the rule fires.")
+    window_samples: int = Field(5, ge=1, le=600, description="Samples in the sliding window.")
+    min_poor_samples: int = Field(
+        3,
+        ge=1,
+        le=600,
+        description="Poor samples in the window that fire the rule (default: more than half of 5).",
+    )
+    min_quality_dbm: float = Field(
+        -120.0, ge=-150, le=0, description="A sample strictly below this is poor."
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> PoorSignalRuleConfig:
+        if self.min_poor_samples > self.window_samples:
+            raise FieldError(("min_poor_samples",), "cannot exceed window_samples")
+        return self
+
+
+class DelayRange(ConfigModel):
+    min_s: int = Field(..., ge=0, le=7 * 86400, description="Shortest redial delay in seconds.")
+    max_s: int = Field(..., ge=0, le=7 * 86400, description="Longest redial delay in seconds.")
+
+    @model_validator(mode="after")
+    def _order(self) -> DelayRange:
+        if self.min_s > self.max_s:
+            raise FieldError(("max_s",), "min_s must be <= max_s")
+        return self
+
+
+class StatedReason(ConfigModel):
+    """A reason the caller gives before hanging up; it decides the redial without the model."""
+
+    scene: str = Field(..., description="Scene or situation name reported in the outcome.")
+    delay: DelayRange = Field(..., description="Redial delay for this reason.")
+    phrases: dict[str, list[str]] = Field(
+        ..., description="Phrases per language ('zh', 'en') that state the reason."
+    )
+
+
+class RedialRuleConfig(ConfigModel):
+    """Section 5: a call cut short in poor quality with interest is redialled later."""
+
+    enabled: bool = Field(True, description="Schedule redials.")
+    normal_quality_dbm: float = Field(
+        -100.0, ge=-150, le=0, description="Global quality strictly below this counts as poor."
+    )
+    min_scene_confidence: float = Field(
+        0.5, ge=0, le=1, description="Below this model confidence the 'unknown' delay is used."
+    )
+    scene_delays: dict[str, DelayRange] = Field(
+        default_factory=lambda: {
+            "elevator": DelayRange(min_s=60, max_s=180),
+            "basement": DelayRange(min_s=480, max_s=900),
+            "tunnel": DelayRange(min_s=480, max_s=900),
+            "driving": DelayRange(min_s=300, max_s=600),
+            "normal": DelayRange(min_s=300, max_s=600),
+            "unknown": DelayRange(min_s=300, max_s=900),
+        },
+        description="Redial delay per scene; 'unknown' is used without a model or confident guess.",
+    )
+    stated_reasons: list[StatedReason] = Field(
+        default_factory=list, description="Reasons stated by the caller, checked in order."
+    )
+
+    @model_validator(mode="after")
+    def _unknown(self) -> RedialRuleConfig:
+        if "unknown" not in self.scene_delays:
+            raise FieldError(("scene_delays",), "needs an 'unknown' entry")
+        return self
+
+
+class FailureFactorRuleConfig(ConfigModel):
+    """Section 6: promote the dominant failure factor into the opening."""
+
+    min_relative_lead: float = Field(
+        0.5,
+        ge=0,
+        description="Top factor's share must exceed the second's by more than this, "
+        "relatively (0.5 = 50%).",
+    )
+    min_failed_calls: int = Field(
+        10, ge=1, description="Do not conclude anything from fewer failed calls."
+    )
+
+
+class RulesConfig(ConfigModel):
+    emotion: EmotionRuleConfig = Field(
+        default_factory=EmotionRuleConfig, description="Emotion fusion."
+    )
+    intent: IntentRuleConfig = Field(
+        default_factory=IntentRuleConfig, description="Purchase intent."
+    )
+    transfer: TransferRuleConfig = Field(
+        default_factory=TransferRuleConfig, description="Transfer to a human agent."
+    )
+    poor_signal: PoorSignalRuleConfig = Field(
+        default_factory=PoorSignalRuleConfig, description="Real-time poor-signal hang-up."
+    )
+    redial: RedialRuleConfig = Field(
+        default_factory=RedialRuleConfig, description="Redial scheduling."
+    )
+    failure_factors: FailureFactorRuleConfig = Field(
+        default_factory=FailureFactorRuleConfig, description="Failure-factor analysis."
+    )

@@ -1,0 +1,561 @@
+"""One call as the rule engine sees it: inputs in, events, actions and one outcome out.
+
+Pure code: no SIP, no MQTT, no clock of its own (every input carries its time `t`,
+in seconds since the epoch). The daemon and `edgecall replay` feed it the same
+way, so a replayed call produces exactly the messages a live call would.
+
+Every message of a call carries a per-call sequence number; the call ends with
+exactly one outcome (call-rules.md section 8), whatever order inputs arrive in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from edgecall.config.root import EdgecallConfig
+from edgecall.messages import EVENT_SCHEMA, OUTCOME_SCHEMA, Identity, envelope
+from edgecall.rules.emotion import Emotion, emotion_tendency, fuse, lexicon_score
+from edgecall.rules.factor import Factor, influencing_factor
+from edgecall.rules.intent import Intent, IntentCounts, purchase_intent
+from edgecall.rules.keywords import KeywordExtractor
+from edgecall.rules.phrases import PhraseMatcher
+from edgecall.rules.poor_signal import PoorSignal, PoorSignalWindow
+from edgecall.rules.redial import decide_redial, global_quality
+from edgecall.rules.replies import ReplyChoice, choose_reply
+from edgecall.rules.scene import SceneClassifier
+from edgecall.rules.transfer import should_transfer
+from edgecall.rules.understanding import UnderstandingJudge
+
+AGENT_PROMPT_SCHEMA = "edgecall.agent-prompt/1"
+# Quality samples are published in batches of this many seconds, not one message a second.
+QUALITY_BATCH = 5
+
+MessageKind = Literal["event", "outcome", "agent_prompt"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message for head office; `agent` names the extension for agent prompts."""
+
+    kind: MessageKind
+    body: dict[str, Any]
+    agent: str | None = None
+
+
+# --- Actions the daemon carries out -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    situation: str
+    text: str
+    wav: str | None = None
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    reason: str
+
+
+@dataclass(frozen=True)
+class SendSms:
+    number: str | None
+    text: str
+
+
+Action = Say | Transfer | HangUp | SendSms
+
+
+class Lexicons:
+    """Matchers and extractors built once from the config and shared by all calls."""
+
+    def __init__(self, cfg: EdgecallConfig) -> None:
+        self.intent = {
+            lang: PhraseMatcher(
+                {
+                    "negative": pack.negative_words,
+                    "positive": pack.positive_words,
+                    "price": pack.price_words,
+                },
+                lang,
+            )
+            for lang, pack in cfg.languages.items()
+        }
+        self.mood = {
+            lang: PhraseMatcher(
+                {
+                    "emotion_negative": pack.emotion_negative,
+                    "emotion_positive": pack.emotion_positive,
+                },
+                lang,
+            )
+            for lang, pack in cfg.languages.items()
+        }
+        self.keywords = KeywordExtractor(
+            cfg.topics, {lang: pack.stopwords for lang, pack in cfg.languages.items()}
+        )
+        self.judge = UnderstandingJudge(cfg.topics, self.keywords)
+
+
+@dataclass
+class Turn:
+    index: int
+    utterance: str
+    emotion: Emotion
+    intent: Intent
+    reply: str
+    situation: str
+    factor: Factor | None
+
+
+@dataclass
+class _State:
+    counts: IntentCounts = field(default_factory=IntentCounts)
+    turns: list[Turn] = field(default_factory=list)
+    samples: list[float | None] = field(default_factory=list)
+    pending_quality: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    completed: bool = False
+    transfer: Transfer | None = None
+    poor_signal: PoorSignal | None = None
+    sms: dict[str, Any] | None = None
+    hangup: dict[str, Any] | None = None
+    last_factor: Factor | None = None
+
+
+class CallSession:
+    def __init__(
+        self,
+        cfg: EdgecallConfig,
+        lexicons: Lexicons,
+        identity: Identity,
+        *,
+        call_id: str,
+        direction: Literal["inbound", "outbound"],
+        remote: str | None,
+        t: float,
+        language: str | None = None,
+        campaign: str | None = None,
+        classifier: SceneClassifier | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.call_id = call_id
+        self._lex = lexicons
+        self._identity = identity
+        self._classifier = classifier
+        self._remote = remote
+        self._seq = 0
+        self._messages: list[Message] = []
+        self._window = PoorSignalWindow(cfg.rules.poor_signal)
+        self.state = _State()
+        self.outcome: dict[str, Any] | None = None
+
+        self.campaign_name = campaign if campaign in cfg.campaigns else cfg.default_campaign
+        if campaign is not None and campaign not in cfg.campaigns:
+            self.state.missing.append(f"campaign {campaign!r} unknown, used {self.campaign_name!r}")
+        self.campaign = cfg.campaigns[self.campaign_name]
+        wanted = language or self.campaign.language
+        self.language = wanted if wanted in cfg.languages else cfg.appliance.default_language
+        if wanted != self.language:
+            self.state.missing.append(f"language {wanted!r} unknown, used {self.language!r}")
+        self._emit(
+            "call.started",
+            t,
+            direction=direction,
+            remote=remote,
+            language=self.language,
+            campaign=self.campaign_name,
+            notes=list(self.state.missing),
+        )
+
+    # --- inputs ---------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+    def opening(self, t: float) -> list[Action]:
+        """The first prompt once the call is answered."""
+        return [self._say("opening", t)]
+
+    def caller_turn(
+        self,
+        text: str | None,
+        t: float,
+        *,
+        acoustic: float | None = None,
+        text_score: float | None = None,
+        reply: str | None = None,
+    ) -> list[Action]:
+        """One caller utterance (ended by the ASR endpoint). `acoustic`/`text_score` are
+        model estimates in [-1, 1] when available; `reply`, when given, is the reply that
+        was actually spoken (a human agent, or a replay file) instead of the script's."""
+        st = self.state
+        if self.ended or st.transfer or st.poor_signal:
+            return []
+        utterance = (text or "").strip()
+        index = len(st.turns) + 1
+        notes = []
+        if not utterance:
+            notes.append("transcript")
+            st.missing.append(f"transcript of turn {index}")
+
+        intent_hits = self._lex.intent[self.language].count(utterance)
+        st.counts = st.counts.plus(
+            intent_hits["positive"], intent_hits["negative"], intent_hits["price"]
+        )
+        intent = purchase_intent(st.counts, self.cfg.rules.intent)
+        if text_score is None and utterance:
+            text_score = lexicon_score(self._lex.mood[self.language].count(utterance))
+        emotion = fuse(text_score, acoustic, self.cfg.rules.emotion)
+        if "acoustic" in emotion.missing:
+            notes.append("acoustic")
+
+        prev = st.turns[-1] if st.turns else None
+        emotion_changed = prev is not None and prev.emotion.tendency != emotion.tendency
+        intent_changed = prev is not None and prev.intent.tendency != intent.tendency
+        factor = None
+        if (emotion_changed or intent_changed) and prev is not None:
+            factor = influencing_factor(
+                self._lex.keywords,
+                self._lex.judge,
+                prev.utterance,
+                prev.reply,
+                utterance,
+                self.language,
+            )
+            if factor.keyword:
+                st.last_factor = factor
+
+        choice = choose_reply(
+            turn=index,
+            emotion=emotion.tendency,
+            intents=[x.intent.tendency for x in st.turns] + [intent.tendency],
+            changed=emotion_changed or intent_changed,
+            factor=factor,
+            asked_topics=self._lex.keywords.topics_in(utterance, self.language),
+            followup_topics=self.campaign.followups.keys(),
+        )
+        say = self._prompt(choice)
+        spoken = reply if reply is not None else say.text
+        st.turns.append(Turn(index, utterance, emotion, intent, spoken, say.situation, factor))
+        self._emit(
+            "turn",
+            t,
+            turn=index,
+            utterance=utterance,
+            emotion=_emotion_json(emotion),
+            intent=_intent_json(intent, st.counts),
+            consistency={"emotion_changed": emotion_changed, "intent_changed": intent_changed},
+            factor=_factor_json(factor),
+            reply={
+                "situation": say.situation,
+                "topic": say.topic,
+                "why": choice.why,
+                "text": spoken,
+                "scripted": reply is None,
+            },
+            missing=notes,
+        )
+
+        emotions = [x.emotion.tendency for x in st.turns]
+        intents = [x.intent.tendency for x in st.turns]
+        if should_transfer(intents, emotions, self.cfg.rules.transfer):
+            return self._transfer(t)
+        if say.situation == "closing":
+            st.completed = True
+        return [say]
+
+    def quality(self, dbm: float | None, t: float, source: str | None = None) -> list[Action]:
+        """One per-second quality sample in dBm (None when no source had a value)."""
+        st = self.state
+        if self.ended or st.hangup or st.poor_signal:
+            return []
+        st.samples.append(dbm)
+        st.pending_quality.append({"t": _iso(t), "dbm": dbm, "source": source})
+        if len(st.pending_quality) >= QUALITY_BATCH:
+            self._flush_quality(t)
+        fired = self._window.push(dbm)
+        if fired is None or st.transfer:
+            return []
+        st.poor_signal = fired
+        self._flush_quality(t)
+        rule = self.cfg.rules.poor_signal
+        self._emit(
+            "poor_signal",
+            t,
+            window=list(fired.samples),
+            poor=fired.poor,
+            min_quality_dbm=rule.min_quality_dbm,
+        )
+        sms_text = self.campaign.poor_signal_sms.replace("{product}", self.campaign.product)
+        self.state.sms = {"route": self.cfg.trunk.sms.route, "text": sms_text, "sent": None}
+        self._emit("sms.requested", t, route=self.cfg.trunk.sms.route, number=self._remote)
+        return [
+            self._say("network_problem", t),
+            HangUp("poor_signal"),
+            SendSms(self._remote, sms_text),
+        ]
+
+    def sms_result(self, sent: bool, detail: str, t: float) -> None:
+        """Result of the poor-signal SMS; the outcome waits for it (or for `finish`)."""
+        if self.state.sms is None or self.ended:
+            return
+        self.state.sms.update(sent=sent, detail=detail)
+        self._emit("sms.result", t, sent=sent, detail=detail)
+        if self.state.hangup is not None:
+            self._decide(t)
+
+    def transfer_result(self, ok: bool, detail: str, t: float) -> None:
+        """Result of the SIP transfer; a failed transfer leaves the call with the robot."""
+        tr = self.state.transfer
+        if tr is None or self.ended:
+            return
+        self._emit("transfer.result", t, ok=ok, target=tr.target, detail=detail)
+        if ok:
+            self._finish_with("transferred", t, target=tr.target, reason=tr.reason, detail=detail)
+        else:
+            self.state.transfer = None
+            self.state.missing.append(f"transfer to {tr.target} failed: {detail}")
+
+    def hangup(
+        self, by: Literal["caller", "appliance", "network"], t: float, reason: str = ""
+    ) -> None:
+        """The call ended. The outcome follows now, or once a pending SMS result is in."""
+        st = self.state
+        if self.ended or st.hangup is not None:
+            return
+        self._flush_quality(t)
+        st.hangup = {"by": by, "reason": reason, "t": t}
+        self._emit("hangup", t, by=by, reason=reason)
+        if st.poor_signal is not None and st.sms is not None and st.sms["sent"] is None:
+            return  # wait for sms_result, or finish()
+        self._decide(t)
+
+    def finish(self, t: float, reason: str = "call closed") -> dict[str, Any]:
+        """Close the call whatever its state; guarantees the single outcome."""
+        if not self.ended:
+            if self.state.hangup is None:
+                self.hangup("appliance", t, reason)
+            if not self.ended:  # still waiting for the SMS result
+                assert self.state.sms is not None
+                self.state.sms.update(sent=False, detail="no SMS result before the call closed")
+                self._decide(t)
+        assert self.outcome is not None
+        return self.outcome
+
+    def fail(self, reason: str, t: float) -> dict[str, Any]:
+        """An internal error ended the call: still exactly one outcome."""
+        if not self.ended:
+            self._finish_with("error", t, reason=reason)
+        assert self.outcome is not None
+        return self.outcome
+
+    def take_messages(self) -> list[Message]:
+        out, self._messages = self._messages, []
+        return out
+
+    # --- decisions --------------------------------------------------------------
+
+    def _transfer(self, t: float) -> list[Action]:
+        st = self.state
+        target = self.cfg.sip.agent_target
+        reason = (
+            f"intent positive for {self.cfg.rules.transfer.intent_positive_turns} turns, emotion "
+            f"negative for {self.cfg.rules.transfer.emotion_negative_turns} after being positive"
+        )
+        st.transfer = Transfer(target, reason)
+        self._emit("transfer.requested", t, target=target, reason=reason)
+        self._messages.append(
+            Message(
+                "agent_prompt",
+                self._envelope(
+                    AGENT_PROMPT_SCHEMA,
+                    t,
+                    kind="transfer_handoff",
+                    agent=target,
+                    reason=reason,
+                    transcript=self.labelled_transcript(),
+                ),
+                agent=target,
+            )
+        )
+        return [self._say("transfer_notice", t), st.transfer]
+
+    def labelled_transcript(self) -> list[dict[str, Any]]:
+        """The call so far for the agent's desk: caller lines carry emotion and intent."""
+        lines: list[dict[str, Any]] = []
+        for turn in self.state.turns:
+            lines.append(
+                {
+                    "turn": turn.index,
+                    "speaker": "caller",
+                    "text": turn.utterance,
+                    "emotion": turn.emotion.tendency,
+                    "intent": turn.intent.tendency,
+                }
+            )
+            lines.append({"turn": turn.index, "speaker": "robot", "text": turn.reply})
+        return lines
+
+    def _decide(self, t: float) -> None:
+        st = self.state
+        assert st.hangup is not None
+        by = st.hangup["by"]
+        quality = global_quality(st.samples)
+        if quality is None:
+            st.missing.append("quality samples")
+        if st.poor_signal is not None:
+            self._finish_with(
+                "poor_signal_hangup",
+                t,
+                window=list(st.poor_signal.samples),
+                poor=st.poor_signal.poor,
+                sms=dict(st.sms or {}),
+            )
+            return
+        if not st.turns:
+            self._finish_with("abandoned", t, reason=f"hung up by {by} before the caller said anything")
+            return
+        final = st.turns[-1]
+        if st.completed:
+            self._finish_with(
+                "completed",
+                t,
+                emotion=final.emotion.tendency,
+                intent=final.intent.tendency,
+                intent_value=final.intent.value,
+            )
+            return
+        scores = [x.emotion.score for x in st.turns if x.emotion.sources]
+        g_emotion = (
+            emotion_tendency(sum(scores) / len(scores), self.cfg.rules.emotion) if scores else 0
+        )
+        g_intent = final.intent.tendency
+        globals_ = {"quality_dbm": quality, "emotion": g_emotion, "intent": g_intent}
+        redial = decide_redial(
+            call_id=self.call_id,
+            quality=quality,
+            emotion=g_emotion,
+            intent=g_intent,
+            utterances=[x.utterance for x in st.turns],
+            trace=st.samples,
+            language=self.language,
+            cfg=self.cfg.rules.redial,
+            classifier=self._classifier,
+        )
+        if redial is not None:
+            self._finish_with(
+                "redial_scheduled",
+                t,
+                scene=redial.scene,
+                delay_s=redial.delay_s,
+                due=_iso(st.hangup["t"] + redial.delay_s),
+                decided_by=redial.decided_by,
+                stated_phrase=redial.stated_phrase,
+                scene_confidence=redial.confidence,
+                number=self._remote,
+                globals=globals_,
+            )
+            return
+        factor = st.last_factor
+        self._finish_with(
+            "failed",
+            t,
+            factor=factor.keyword if factor else None,
+            factor_rule=factor.rule if factor else None,
+            hung_up_by=by,
+            globals=globals_,
+        )
+
+    def _finish_with(self, kind: str, t: float, **body: Any) -> None:
+        assert self.outcome is None, "a call has exactly one outcome"
+        self._flush_quality(t)
+        st = self.state
+        last = st.turns[-1] if st.turns else None
+        self.outcome = self._envelope(
+            OUTCOME_SCHEMA,
+            t,
+            outcome=kind,
+            campaign=self.campaign_name,
+            language=self.language,
+            turns=len(st.turns),
+            final_emotion=last.emotion.tendency if last else None,
+            final_intent=last.intent.tendency if last else None,
+            missing=list(dict.fromkeys(st.missing)),
+            **body,
+        )
+        self._messages.append(Message("outcome", self.outcome))
+
+    # --- helpers -------------------------------------------------------------
+
+    def _prompt(self, choice: ReplyChoice) -> Say:
+        if choice.situation == "followup" and choice.topic in self.campaign.followups:
+            p = self.campaign.followups[choice.topic]
+            return Say("followup", p.text, str(p.wav) if p.wav else None, choice.topic)
+        p = self.campaign.prompts[choice.situation]
+        return Say(choice.situation, p.text, str(p.wav) if p.wav else None)
+
+    def _say(self, situation: str, t: float) -> Say:
+        say = self._prompt(ReplyChoice(situation, None, situation))
+        self._emit("prompt", t, situation=situation, text=say.text)
+        return say
+
+    def _flush_quality(self, t: float) -> None:
+        if self.state.pending_quality:
+            self._emit("quality", t, samples=self.state.pending_quality)
+            self.state.pending_quality = []
+
+    def _envelope(self, schema: str, t: float, **body: Any) -> dict[str, Any]:
+        self._seq += 1
+        return envelope(
+            self._identity, schema, body, call_id=self.call_id, seq=self._seq, ts=_iso(t)
+        )
+
+    def _emit(self, event_type: str, t: float, **body: Any) -> None:
+        self._messages.append(
+            Message("event", self._envelope(EVENT_SCHEMA, t, type=event_type, **body))
+        )
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _emotion_json(e: Emotion) -> dict[str, Any]:
+    return {"score": e.score, "tendency": e.tendency, "sources": list(e.sources)}
+
+
+def _intent_json(i: Intent, counts: IntentCounts) -> dict[str, Any]:
+    return {
+        "value": i.value,
+        "tendency": i.tendency,
+        "counts": {
+            "turns": counts.turns,
+            "positive": counts.positive,
+            "negative": counts.negative,
+            "price": counts.price,
+        },
+        "normalised": list(i.normalised),
+    }
+
+
+def _factor_json(f: Factor | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {
+        "keyword": f.keyword,
+        "is_topic": f.is_topic,
+        "understanding": f.effect,
+        "rule": f.rule,
+        "unanswered_topics": list(f.understanding.unanswered_topics),
+    }

@@ -1,0 +1,239 @@
+"""config.yaml: the shipped file is valid, and every mistake is reported with its line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from edgecall.config.base import SecretError, SecretRef
+from edgecall.config.loader import ConfigError, load_model
+from edgecall.config.root import EdgecallConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _models(model: type[BaseModel], seen: set) -> None:
+    if model in seen:
+        return
+    seen.add(model)
+    for field in model.model_fields.values():
+        stack = [field.annotation]
+        while stack:
+            tp = stack.pop()
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                _models(tp, seen)
+            stack.extend(typing.get_args(tp))
+
+
+def test_every_config_field_has_a_description():
+    models: set = set()
+    _models(EdgecallConfig, models)
+    assert len(models) > 20
+    undocumented = [
+        f"{m.__name__}.{name}"
+        for m in models
+        for name, f in m.model_fields.items()
+        if not (f.description and f.description.strip())
+    ]
+    assert undocumented == []
+
+
+def test_shipped_config_is_valid_and_matches_the_spec_defaults(shipped_config):
+    rules = shipped_config.rules
+    assert (rules.emotion.text_weight, rules.emotion.acoustic_weight) == (0.4, 0.6)
+    assert (rules.intent.negative_max, rules.intent.positive_min) == (0.36, 0.64)
+    assert (rules.poor_signal.window_samples, rules.poor_signal.min_poor_samples) == (5, 3)
+    assert rules.poor_signal.min_quality_dbm == -120
+    assert rules.redial.normal_quality_dbm == -100
+    assert rules.redial.scene_delays["elevator"].min_s == 60
+    assert rules.redial.scene_delays["elevator"].max_s == 180
+    assert rules.redial.scene_delays["tunnel"].max_s == 900
+    assert set(shipped_config.languages) == {"zh", "en"}
+    assert {"price"} <= set(shipped_config.topics)
+    price = shipped_config.topics["price"].synonyms
+    assert {"多少钱", "价格", "费用", "贵"} <= set(price["zh"])
+    assert {"price", "cost", "expensive"} <= set(price["en"])
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def shipped_with(tmp_path: Path, old: str, new: str) -> Path:
+    """The shipped config with one edit, as a technician would make it."""
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    assert old in text, old
+    return write(tmp_path, text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if needle in line:
+            return n
+    raise AssertionError(needle)
+
+
+def errors(path: Path) -> list:
+    with pytest.raises(ConfigError) as info:
+        load_model(path, EdgecallConfig)
+    return info.value.issues
+
+
+def test_unknown_key_is_reported_on_its_line_with_a_suggestion(tmp_path):
+    path = shipped_with(tmp_path, "  keepalive_s: 30", "  keepalive_sec: 30")
+    (issue,) = errors(path)
+    assert issue.line == line_of(path, "keepalive_sec")
+    assert issue.column == 3
+    assert issue.field == "mqtt.keepalive_sec"
+    assert "did you mean 'keepalive_s'" in issue.message
+
+
+def test_wrong_type_points_at_the_value_line(tmp_path):
+    path = shipped_with(tmp_path, "  window_samples: 5", "  window_samples: five")
+    (issue,) = errors(path)
+    assert (issue.line, issue.field) == (
+        line_of(path, "window_samples: five"),
+        "rules.poor_signal.window_samples",
+    )
+    assert "integer" in issue.message
+
+
+def test_missing_key_points_at_its_section(tmp_path):
+    path = shipped_with(tmp_path, '  agent_target: "8000"', "")
+    (issue,) = errors(path)
+    assert issue.field == "sip.agent_target"
+    assert issue.line == line_of(path, "sip:")
+    assert issue.message == "required key is missing"
+
+
+def test_cross_field_check_points_at_the_field(tmp_path):
+    path = shipped_with(tmp_path, "    weight_price: 0.1", "    weight_price: 0.2")
+    (issue,) = errors(path)
+    assert issue.field == "rules.intent.weight_price"
+    assert issue.line == line_of(path, "weight_price: 0.2")
+    assert "sum to 1" in issue.message
+
+
+def test_threshold_order_is_checked(tmp_path):
+    path = shipped_with(tmp_path, "    positive_min: 0.64", "    positive_min: 0.30")
+    (issue,) = errors(path)
+    assert issue.field == "rules.intent.positive_min"
+    assert "below" in issue.message
+
+
+def test_unknown_followup_topic_points_into_the_campaign(tmp_path):
+    path = shipped_with(
+        tmp_path, "      coverage: {text: 我们的5G", "      covrage: {text: 我们的5G"
+    )
+    (issue,) = errors(path)
+    assert issue.field == "campaigns.retail-zh.followups.covrage"
+    assert issue.line == line_of(path, "covrage:")
+
+
+def test_several_errors_are_all_reported_in_line_order(tmp_path):
+    path = shipped_with(tmp_path, "  keepalive_s: 30", "  keepalive_s: -1")
+    text = path.read_text(encoding="utf-8").replace("  max_concurrent_calls: 4", "  max_calls: 4")
+    path.write_text(text, encoding="utf-8")
+    issues = errors(path)
+    assert [i.field for i in issues] == ["sip.max_calls", "mqtt.keepalive_s"]
+    assert issues[0].line < issues[1].line
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ("appliance:\n  site_id: [unclosed\n", 3, "YAML syntax"),
+        ("appliance: {}\nappliance: {}\n", 2, "duplicate"),
+        ("", 1, "empty"),
+        ("- just\n- a list\n", 1, "mapping"),
+        ("appliance:\n\tsite_id: x\n", 2, "YAML syntax"),
+    ],
+)
+def test_yaml_level_mistakes(tmp_path, text, line, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    (issue,) = errors(path)
+    assert issue.line == line
+    assert needle in issue.message
+    assert str(issue).startswith(f"{path}:{line}:")
+
+
+def test_missing_file(tmp_path):
+    (issue,) = errors(tmp_path / "nope.yaml")
+    assert issue.message == "file not found"
+
+
+def test_bad_regular_expression_in_a_topic(tmp_path):
+    path = shipped_with(tmp_path, '"\\\\d", "[一二', '"(\\\\d", "[一二')
+    (issue,) = errors(path)
+    assert issue.field == "topics.price.answer_patterns"
+    assert "regular expression" in issue.message
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgecall.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_check_config_cli_valid(tmp_path):
+    secret = "s3cr3t-do-not-print"
+    result = run_cli(
+        "check-config", str(REPO / "config.yaml"), env={"EDGECALL_SIP_PASSWORD": secret}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    assert "OK" in result.stdout and "branch-01" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_check_config_cli_reports_every_error_and_exits_2(tmp_path):
+    path = shipped_with(tmp_path, "  keepalive_s: 30", "  keepalive_sec: 30")
+    result = run_cli("check-config", str(path))
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first == (
+        f"{path}:{line_of(path, 'keepalive_sec')}:3: mqtt.keepalive_sec: "
+        "unknown key; did you mean 'keepalive_s'?"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_warns_about_an_unset_secret_without_failing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "EDGECALL_SIP_PASSWORD"}
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecall.cli", "check-config", str(REPO / "config.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "sip.password: environment variable EDGECALL_SIP_PASSWORD is not set" in result.stderr
+
+
+def test_secret_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("EC_TEST_SECRET", "from-env")
+    assert SecretRef(env="EC_TEST_SECRET").resolve().get_secret_value() == "from-env"
+    (tmp_path / "mqtt-password").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    ref = SecretRef(credential="mqtt-password")
+    assert ref.resolve().get_secret_value() == "from-credential"
+    assert "from-credential" not in repr(ref.resolve())
+    with pytest.raises(SecretError, match="cannot read secret file"):
+        SecretRef(file=tmp_path / "absent").resolve()
+    with pytest.raises(ValueError, match="exactly one"):
+        SecretRef(env="A", file=tmp_path / "x")
