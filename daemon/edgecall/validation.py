@@ -19,6 +19,7 @@ SCHEMA_FILES = {
     "edgecall.event/1": "event.json",
     "edgecall.outcome/1": "outcome.json",
     "edgecall.agent-prompt/1": "agent-prompt.json",
+    "edgecall.sms-request/1": "sms-request.json",
 }
 _BASE = "https://edgecall.dev/schemas/"
 

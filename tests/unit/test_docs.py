@@ -1,0 +1,30 @@
+"""What the README shows a technician is what the program prints."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from edgecall.config.loader import ConfigError, load_model
+from edgecall.config.root import EdgecallConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_readme_check_config_example_matches_real_output(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"/etc/edgecall/config\.yaml:(\d+):(\d+): (\S+): (.+)", readme)
+    assert shown, "README lost its check-config example"
+    line, col, field, message = int(shown[1]), int(shown[2]), shown[3], shown[4]
+    typo = field.rsplit(".", 1)[1]  # keepalive_sec
+    good = typo.replace("_sec", "_s")
+    path = tmp_path / "config.yaml"
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    path.write_text(text.replace(f"  {good}:", f"  {typo}:", 1), encoding="utf-8")
+    try:
+        load_model(path, EdgecallConfig)
+    except ConfigError as exc:
+        (issue,) = exc.issues
+    else:
+        raise AssertionError("the README's typo is not an error")
+    assert (issue.line, issue.column, issue.field, issue.message) == (line, col, field, message)
