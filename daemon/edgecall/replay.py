@@ -162,6 +162,17 @@ def format_messages(messages: list[Message]) -> str:
 
 
 def summary(outcome: dict) -> str:
-    keys = ("outcome", "scene", "decided_by", "delay_s", "due", "factor", "target", "reason", "sms", "missing")
+    keys = (
+        "outcome",
+        "scene",
+        "decided_by",
+        "delay_s",
+        "due",
+        "factor",
+        "target",
+        "reason",
+        "sms",
+        "missing",
+    )
     shown = {k: outcome[k] for k in keys if outcome.get(k) not in (None, [], {})}
     return json.dumps(shown, ensure_ascii=False)

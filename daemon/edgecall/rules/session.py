@@ -424,7 +424,9 @@ class CallSession:
             )
             return
         if not st.turns:
-            self._finish_with("abandoned", t, reason=f"hung up by {by} before the caller said anything")
+            self._finish_with(
+                "abandoned", t, reason=f"hung up by {by} before the caller said anything"
+            )
             return
         final = st.turns[-1]
         if st.completed:
