@@ -12,13 +12,19 @@ APT_PACKAGES := mosquitto mosquitto-clients kamailio espeak-ng sox libsox-fmt-al
 SILERO_VAD := silero-vad==6.2.3
 DEPS_STAMP := $(VENV)/.deps-installed
 
-.PHONY: demo test deps system-deps lint models clean
+.PHONY: demo test bench deps system-deps lint models clean
 
 demo: deps
 	$(BIN)/python -m edgecall.demo
 
 test: deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print tables (figures quoted in the README); they assert nothing about speed.
+bench: deps
+	@for f in tests/bench/bench_*.py; do \
+		m=$$(basename $$f .py); echo "## $$m"; $(BIN)/python -m tests.bench.$$m || exit 1; \
+	done
 
 lint: deps
 	$(BIN)/ruff check daemon tests models
