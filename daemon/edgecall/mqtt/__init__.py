@@ -1,0 +1,1 @@
+"""Head-office link: MQTT client, durable outbox, commands, `edgecall tail`."""
