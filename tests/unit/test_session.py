@@ -34,6 +34,8 @@ inputs = st.lists(
             st.just("hangup"), st.sampled_from(["caller", "appliance", "network"]), st.none()
         ),
         st.tuples(st.just("fail"), st.none(), st.none()),
+        st.tuples(st.just("not_connected"), st.sampled_from(["busy", "no_answer"]), st.none()),
+        st.tuples(st.just("note"), st.sampled_from(["modem", "rtp", None]), st.none()),
     ),
     max_size=30,
 )
@@ -64,6 +66,10 @@ def test_exactly_one_outcome_strictly_sequenced(shipped_config, events, language
             session.transfer_result(a, "test", t)
         elif kind == "hangup":
             session.hangup(a, t)
+        elif kind == "not_connected":
+            session.not_connected(a, t)
+        elif kind == "note":
+            session.quality_note({"from": "sip_header", "to": a, "reason": "test"}, t)
         else:
             session.fail("injected", t)
     session.finish(t + 1)
@@ -155,3 +161,17 @@ def test_empty_transcript_and_missing_acoustic_are_reported(shipped_config):
     s.hangup("caller", T0 + 2)
     assert "transcript of turn 1" in s.outcome["missing"]
     assert "quality samples" in s.outcome["missing"]
+
+
+def test_not_connected_and_quality_notes(shipped_config):
+    s = new_session(shipped_config, Lexicons(shipped_config))
+    s.quality_note({"from": "modem", "to": "rtp", "reason": "modem: no value for 3.0 s"}, T0 + 1)
+    s.not_connected("busy", T0 + 2, "486 Busy Here")
+    s.not_connected("no_answer", T0 + 3)  # a second ending is ignored
+    messages = s.take_messages()
+    note = next(m.body for m in messages if m.body.get("type") == "quality.source")
+    assert (note["source_from"], note["source_to"]) == ("modem", "rtp")
+    assert (s.outcome["outcome"], s.outcome["reason"]) == ("not_connected", "busy")
+    assert sum(m.kind == "outcome" for m in messages) == 1
+    for m in messages:
+        assert schema_errors(m.body) == []

@@ -327,6 +327,25 @@ class CallSession:
             self.state.transfer = None
             self.state.missing.append(f"transfer to {tr.target} failed: {detail}")
 
+    def quality_note(self, note: dict[str, Any], t: float) -> None:
+        """The quality source changed (e.g. the modem stopped answering): say so, and why."""
+        if self.ended:
+            return
+        self._emit(
+            "quality.source",
+            t,
+            source_from=note.get("from"),
+            source_to=note.get("to"),
+            reason=note.get("reason", ""),
+        )
+
+    def not_connected(
+        self, reason: Literal["busy", "no_answer", "rejected", "failed"], t: float, detail: str = ""
+    ) -> None:
+        """An outbound call that never reached the callee: its outcome says why."""
+        if not self.ended:
+            self._finish_with("not_connected", t, reason=reason, detail=detail)
+
     def hangup(
         self, by: Literal["caller", "appliance", "network"], t: float, reason: str = ""
     ) -> None:
