@@ -149,6 +149,9 @@ class RedialRuleConfig(ConfigModel):
     stated_reasons: list[StatedReason] = Field(
         default_factory=list, description="Reasons stated by the caller, checked in order."
     )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Redial one number at most this many times in a row."
+    )
 
     @model_validator(mode="after")
     def _unknown(self) -> RedialRuleConfig:

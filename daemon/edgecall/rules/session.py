@@ -146,8 +146,10 @@ class CallSession:
         language: str | None = None,
         campaign: str | None = None,
         classifier: SceneClassifier | None = None,
+        ref: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.ref = ref  # the dial list's own reference, echoed in call.started and the outcome
         self.call_id = call_id
         self._lex = lexicons
         self._identity = identity
@@ -174,6 +176,7 @@ class CallSession:
             remote=remote,
             language=self.language,
             campaign=self.campaign_name,
+            ref=ref,
             notes=list(self.state.missing),
         )
 
@@ -507,6 +510,7 @@ class CallSession:
             OUTCOME_SCHEMA,
             t,
             outcome=kind,
+            ref=self.ref,
             campaign=self.campaign_name,
             language=self.language,
             turns=len(st.turns),

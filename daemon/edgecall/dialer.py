@@ -1,0 +1,153 @@
+"""Outbound calls waiting to be placed: dial lists from head office, and redials.
+
+Kept in SQLite in the state directory, so a restart loses neither a 10,000-number
+dial list nor a redial due in ten minutes. The appliance takes due items as call
+capacity frees up (`due`), and head office can cancel redials (`cancel`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["dial", "redial"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dials(
+    id INTEGER PRIMARY KEY,
+    number TEXT NOT NULL,
+    due REAL NOT NULL,
+    kind TEXT NOT NULL,
+    ref TEXT,
+    campaign TEXT,
+    language TEXT,
+    origin_call_id TEXT,
+    attempt INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dials_by_due ON dials(due, id);
+"""
+
+
+@dataclass(frozen=True)
+class DialItem:
+    id: int
+    number: str
+    due: float  # seconds since the epoch
+    kind: Kind
+    ref: str | None
+    campaign: str | None
+    language: str | None
+    origin_call_id: str | None  # for a redial: the call that asked for it
+    attempt: int  # 1 for a first call, 2 for the first redial...
+
+
+class DialQueue:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(
+        self,
+        number: str,
+        due: float,
+        *,
+        kind: Kind = "dial",
+        ref: str | None = None,
+        campaign: str | None = None,
+        language: str | None = None,
+        origin_call_id: str | None = None,
+        attempt: int = 1,
+    ) -> int:
+        cur = self._db.execute(
+            "INSERT INTO dials(number, due, kind, ref, campaign, language, origin_call_id, attempt)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, due, kind, ref, campaign, language, origin_call_id, attempt),
+        )
+        return int(cur.lastrowid)
+
+    def add_many(self, items: list[dict[str, Any]], due: float) -> int:
+        """A dial list, all due now, in the order given; one transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for item in items:
+                self._db.execute(
+                    "INSERT INTO dials(number, due, kind, ref, campaign, language, attempt)"
+                    " VALUES (?, ?, 'dial', ?, ?, ?, 1)",
+                    (
+                        item["number"],
+                        due,
+                        item.get("ref"),
+                        item.get("campaign"),
+                        item.get("language"),
+                    ),
+                )
+        return len(items)
+
+    def schedule_redial(
+        self, outcome: dict[str, Any], *, attempt: int, max_attempts: int
+    ) -> int | None:
+        """Queue the redial a `redial_scheduled` outcome asks for; None past max_attempts."""
+        if outcome.get("outcome") != "redial_scheduled" or not outcome.get("number"):
+            return None
+        if attempt + 1 > max_attempts:
+            return None
+        due = datetime.fromisoformat(outcome["due"].replace("Z", "+00:00")).timestamp()
+        return self.add(
+            outcome["number"],
+            due,
+            kind="redial",
+            ref=outcome.get("ref"),
+            campaign=outcome.get("campaign"),
+            language=outcome.get("language"),
+            origin_call_id=outcome.get("call_id"),
+            attempt=attempt + 1,
+        )
+
+    def due(self, now: float, limit: int) -> list[DialItem]:
+        """Up to `limit` items due by `now`, earliest first; they stay queued until `remove`."""
+        if limit <= 0:
+            return []
+        rows = self._db.execute(
+            "SELECT id, number, due, kind, ref, campaign, language, origin_call_id, attempt"
+            " FROM dials WHERE due <= ? ORDER BY due, id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [DialItem(*row) for row in rows]
+
+    def remove(self, item_id: int) -> None:
+        self._db.execute("DELETE FROM dials WHERE id = ?", (item_id,))
+
+    def cancel_redials(
+        self, *, call_id: str | None = None, number: str | None = None, all: bool = False
+    ) -> int:
+        """Remove scheduled redials (never first dials); returns how many were removed."""
+        if all:
+            cur = self._db.execute("DELETE FROM dials WHERE kind = 'redial'")
+        elif call_id is not None:
+            cur = self._db.execute(
+                "DELETE FROM dials WHERE kind = 'redial' AND origin_call_id = ?", (call_id,)
+            )
+        elif number is not None:
+            cur = self._db.execute(
+                "DELETE FROM dials WHERE kind = 'redial' AND number = ?", (number,)
+            )
+        else:
+            raise ValueError("name a call_id, a number, or all")
+        return cur.rowcount
+
+    def next_due(self) -> float | None:
+        row = self._db.execute("SELECT MIN(due) FROM dials").fetchone()
+        return row[0]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT kind, COUNT(*) FROM dials GROUP BY kind").fetchall()
+        return {"dial": 0, "redial": 0, **dict(rows)}
