@@ -111,6 +111,7 @@ class CallController:
         remote: str | None,
         campaign: str | None = None,
         language: str | None = None,
+        ref: str | None = None,
     ) -> None:
         self.svc = services
         self.call_id = call_id
@@ -126,6 +127,7 @@ class CallController:
             language=language,
             campaign=campaign,
             classifier=services.classifier,
+            ref=ref,
         )
         self.quality = QualityCombiner(services.cfg.trunk, start_t=time.monotonic())
         self._actions: asyncio.Queue[Action | None] = asyncio.Queue()

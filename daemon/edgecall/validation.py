@@ -20,6 +20,7 @@ SCHEMA_FILES = {
     "edgecall.outcome/1": "outcome.json",
     "edgecall.agent-prompt/1": "agent-prompt.json",
     "edgecall.sms-request/1": "sms-request.json",
+    "edgecall.config-report/1": "config-report.json",
 }
 _BASE = "https://edgecall.dev/schemas/"
 
