@@ -16,8 +16,8 @@ def test_readme_check_config_example_matches_real_output(tmp_path):
     shown = re.search(r"/etc/edgecall/config\.yaml:(\d+):(\d+): (\S+): (.+)", readme)
     assert shown, "README lost its check-config example"
     line, col, field, message = int(shown[1]), int(shown[2]), shown[3], shown[4]
-    typo = field.rsplit(".", 1)[1]  # keepalive_sec
-    good = typo.replace("_sec", "_s")
+    typo = field.rsplit(".", 1)[1]  # e.g. register_expiry
+    good = re.search(r"did you mean '([^']+)'", message)[1]  # e.g. register_expiry_s
     path = tmp_path / "config.yaml"
     text = (REPO / "config.yaml").read_text(encoding="utf-8")
     path.write_text(text.replace(f"  {good}:", f"  {typo}:", 1), encoding="utf-8")
