@@ -48,9 +48,21 @@ $(DEPS_STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps '$(SILERO_VAD)'
 	touch $@
 
-# Rebuild the shipped model files (dev-only dependencies: torch CPU, litert-torch).
-models:
-	$(MAKE) -C models all
+# Rebuild the shipped model files (dev-only dependencies: torch CPU, litert-torch),
+# in their own venv so the appliance's .venv never carries torch.
+TRAIN_VENV := .venv-train
+TRAIN_STAMP := $(TRAIN_VENV)/.deps-installed
+
+$(TRAIN_STAMP): pyproject.toml Makefile
+	test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q --upgrade pip
+	$(TRAIN_VENV)/bin/pip install -q 'torch==2.13.0'
+	$(PYTHON) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["train"]))' \
+		| $(TRAIN_VENV)/bin/pip install -q -r /dev/stdin
+	touch $@
+
+models: system-deps $(TRAIN_STAMP)
+	$(MAKE) -C models all PYTHON_TRAIN=$(CURDIR)/$(TRAIN_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
