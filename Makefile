@@ -61,7 +61,7 @@ $(TRAIN_STAMP): pyproject.toml Makefile
 		| $(TRAIN_VENV)/bin/pip install -q -r /dev/stdin
 	touch $@
 
-models: system-deps $(TRAIN_STAMP)
+models: deps $(TRAIN_STAMP)
 	$(MAKE) -C models all PYTHON_TRAIN=$(CURDIR)/$(TRAIN_VENV)/bin/python
 
 clean:
