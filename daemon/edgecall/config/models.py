@@ -51,13 +51,52 @@ class ModelsConfig(ConfigModel):
         default_factory=VadConfig, description="Voice activity detection settings."
     )
     acoustic_emotion: Path | None = Field(
-        None, description="Acoustic emotion model (ONNX); absent means text emotion decides alone."
+        None,
+        description="Directory of the acoustic emotion model (manifest.json and the model "
+        "files); absent means text emotion decides alone.",
+    )
+    acoustic_emotion_backend: Literal["onnx", "tflite"] = Field(
+        "onnx", description="Which file of the acoustic emotion model to run."
+    )
+    acoustic_max_seconds: float = Field(
+        10.0,
+        gt=0.5,
+        le=60,
+        description="Only the last this many seconds of an utterance are "
+        "analysed for emotion (bounds memory and time).",
     )
     scene: Path | None = Field(
         None,
         description="Scene model (.tflite or .onnx); absent means redial uses the default delay.",
     )
     threads: int = Field(1, ge=1, le=8, description="Threads each model may use.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="Inference worker processes; 2 doubles model throughput "
+        "but competes with SIP media on a 2-core box.",
+    )
+    worker_queue_max: int = Field(
+        64,
+        ge=1,
+        le=10000,
+        description="Requests waiting for a worker; beyond this the oldest "
+        "low-priority ones are dropped (and counted).",
+    )
+    worker_hang_grace_s: float = Field(
+        5.0,
+        gt=0,
+        le=120,
+        description="Silence after a request's deadline before a worker is "
+        "killed and restarted; must exceed the slowest real request.",
+    )
+    worker_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="CPU priority of the workers below the daemon's, so media threads win.",
+    )
     worker_restart_max_s: float = Field(
         30.0,
         gt=0,
