@@ -59,8 +59,8 @@ class HeardUtterance:
 class Analyzer(Protocol):
     """Speech analysis of one call's audio, running outside the SIP process's GIL."""
 
-    async def feed(self, call_id: str, pcm: bytes) -> list[HeardUtterance]: ...
-    async def flush(self, call_id: str) -> list[HeardUtterance]: ...
+    async def feed(self, call_id: str, pcm: bytes, language: str) -> list[HeardUtterance]: ...
+    async def flush(self, call_id: str, language: str) -> list[HeardUtterance]: ...
     async def close_call(self, call_id: str) -> None: ...
 
 
@@ -289,7 +289,7 @@ class CallController:
         if self.svc.analyzer is None:
             return
         try:
-            heard = await self.svc.analyzer.feed(self.call_id, pcm)
+            heard = await self.svc.analyzer.feed(self.call_id, pcm, self.session.language)
         except Exception:
             self.log.exception("analysis failed; audio chunk skipped")
             return
@@ -307,7 +307,7 @@ class CallController:
         if self.svc.analyzer is None:
             return
         try:
-            self._turns(await self.svc.analyzer.flush(self.call_id))
+            self._turns(await self.svc.analyzer.flush(self.call_id, self.session.language))
         except Exception:
             self.log.exception("final analysis failed")
 

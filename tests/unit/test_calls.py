@@ -85,14 +85,14 @@ class ScriptedAnalyzer:
         self.last = list(last)
         self.closed = False
 
-    async def feed(self, call_id, pcm):
+    async def feed(self, call_id, pcm, language):
         assert len(pcm) == 640 * 10
         if not self.lines:
             return []
         text, acoustic = self.lines.pop(0)
         return [HeardUtterance(text, 0.0, acoustic=acoustic)]
 
-    async def flush(self, call_id):
+    async def flush(self, call_id, language):
         return [HeardUtterance(t, 0.0, acoustic=a) for t, a in self.last]
 
     async def close_call(self, call_id):

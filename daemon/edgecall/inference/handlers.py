@@ -8,8 +8,11 @@ worker process, so the daemon never loads a model runtime.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgecall.rules.scene import SceneGuess
 
@@ -31,3 +34,103 @@ class SceneHandler:
 
     def classify(self, trace_dbm: Sequence[float | None]) -> SceneGuess:
         return self._classifier.classify(trace_dbm)
+
+
+# Audio kept per call so the acoustic model can hear a whole utterance: the longest
+# utterance the endpointer lets through, plus the speech padding, plus margin.
+KEEP_AUDIO_S = 45.0
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class _CallAudio:
+    recognizer: Any
+    language: str
+    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    start: int = 0  # sample index (since the call's first audio) of audio[0]
+
+
+class CallAnalysisHandler:
+    """Per call: VAD + ASR on the streamed caller audio; each finished utterance comes
+    back with its text and acoustic emotion estimates, in one round trip.
+
+    Calls are keyed by call id; the client keeps a call on one worker, and a worker
+    restart loses only the utterance in progress.
+    """
+
+    def load(self, config: Any) -> None:
+        from edgecall.inference.acoustic_emotion import AcousticEmotion
+        from edgecall.inference.text_emotion import TextEmotion
+
+        self.config = config
+        self._calls: dict[str, _CallAudio] = {}
+        emotion_dir = (
+            model_path(config, config.acoustic_emotion) if config.acoustic_emotion else None
+        )
+        self._acoustic = (
+            AcousticEmotion(
+                emotion_dir,
+                threads=config.threads,
+                max_seconds=config.acoustic_max_seconds,
+                backend=config.acoustic_emotion_backend,
+            )
+            if emotion_dir
+            else None
+        )
+        self._text = TextEmotion(zh_model_dir=emotion_dir, lexicon=config.emotion_lexicon)
+
+    def _recognizer(self, language: str) -> Any:
+        from edgecall.inference.asr import UtteranceRecognizer
+
+        models = self.config.models
+        chosen = next((a for a in models.asr if language in a.languages), None)
+        if chosen is None:
+            raise ValueError(f"no ASR model for language {language!r} in models.asr")
+        return UtteranceRecognizer.from_config(chosen, models)
+
+    def feed(self, call_id: str, language: str, audio: np.ndarray) -> list[dict[str, Any]]:
+        call = self._calls.get(call_id)
+        if call is None:
+            call = self._calls[call_id] = _CallAudio(self._recognizer(language), language)
+        pcm = np.asarray(audio, dtype=np.int16)
+        call.audio = np.concatenate([call.audio, pcm])
+        excess = call.audio.size - int(KEEP_AUDIO_S * SAMPLE_RATE)
+        if excess > 0:
+            call.audio, call.start = call.audio[excess:], call.start + excess
+        return [self._describe(call, u) for u in call.recognizer.accept(pcm)]
+
+    def flush(self, call_id: str, language: str) -> list[dict[str, Any]]:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return []
+        return [self._describe(call, u) for u in call.recognizer.flush()]
+
+    def close(self, call_id: str) -> bool:
+        return self._calls.pop(call_id, None) is not None
+
+    def _describe(self, call: _CallAudio, utterance: Any) -> dict[str, Any]:
+        lo = max(int(utterance.start_s * SAMPLE_RATE) - call.start, 0)
+        hi = max(int(utterance.end_s * SAMPLE_RATE) - call.start, 0)
+        missing = []
+        acoustic = None
+        if self._acoustic is None:
+            missing.append("acoustic: no model configured")
+        elif hi <= lo:
+            missing.append("acoustic: utterance audio no longer buffered")
+        else:
+            estimate = self._acoustic.estimate(call.audio[lo:hi], SAMPLE_RATE)
+            if estimate is None:
+                missing.append("acoustic: too little voiced speech")
+            else:
+                acoustic = round(float(estimate.score), 4)
+        language = call.language if call.language in ("zh", "en") else "en"
+        text_score = self._text.estimate(utterance.text, language)
+        return {
+            "text": utterance.text,
+            "language": utterance.language,
+            "start_s": utterance.start_s,
+            "end_s": utterance.end_s,
+            "acoustic": acoustic,
+            "text_score": None if text_score is None else round(float(text_score), 4),
+            "missing": missing,
+        }

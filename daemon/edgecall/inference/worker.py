@@ -73,6 +73,7 @@ log = logging.getLogger("edgecall.inference")
 # their own by passing `registry=`.
 DEFAULT_REGISTRY: Mapping[str, str] = {
     "scene": "edgecall.inference.handlers:SceneHandler",
+    "analysis": "edgecall.inference.handlers:CallAnalysisHandler",
 }
 
 

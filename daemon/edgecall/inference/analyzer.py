@@ -1,0 +1,69 @@
+"""The call controller's `Analyzer`, served by the inference worker processes.
+
+Each chunk of caller audio is one request (high priority: losing it loses words),
+kept on one worker per call; results that did not arrive (timeout, worker
+crash, overload) are logged with their reason and the call goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from edgecall.calls import HeardUtterance
+from edgecall.inference.protocol import Priority
+from edgecall.inference.worker import InferenceClient
+
+log = logging.getLogger("edgecall.analysis")
+
+# A long utterance is transcribed when its end is heard: allow for that on a busy box.
+FEED_TIMEOUT_S = 15.0
+
+
+class InferenceAnalyzer:
+    def __init__(self, client: InferenceClient, timeout_s: float = FEED_TIMEOUT_S) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self.missing = 0  # chunks whose analysis never came back
+
+    async def feed(self, call_id: str, pcm: bytes, language: str) -> list[HeardUtterance]:
+        result = await self._client.call(
+            "analysis",
+            "feed",
+            {"call_id": call_id, "language": language},
+            audio=pcm,
+            timeout=self._timeout_s,
+            priority=Priority.HIGH,
+            key=call_id,
+        )
+        return self._heard(call_id, result)
+
+    async def flush(self, call_id: str, language: str) -> list[HeardUtterance]:
+        result = await self._client.call(
+            "analysis",
+            "flush",
+            {"call_id": call_id, "language": language},
+            timeout=self._timeout_s,
+            priority=Priority.HIGH,
+            key=call_id,
+        )
+        return self._heard(call_id, result)
+
+    async def close_call(self, call_id: str) -> None:
+        await self._client.call(
+            "analysis", "close", {"call_id": call_id}, priority=Priority.LOW, key=call_id
+        )
+
+    def _heard(self, call_id: str, result: Any) -> list[HeardUtterance]:
+        if result.status != "ok":
+            self.missing += 1
+            log.warning("analysis %s: %s", result.status, result.reason, extra={"call_id": call_id})
+            return []
+        heard = []
+        for u in result.value:
+            if u["missing"]:
+                log.info(
+                    "utterance estimates missing: %s", u["missing"], extra={"call_id": call_id}
+                )
+            heard.append(HeardUtterance(u["text"], u["end_s"], u["acoustic"], u["text_score"]))
+        return heard
