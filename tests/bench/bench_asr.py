@@ -1,0 +1,98 @@
+"""ASR speed on this machine: load time, real-time factor and RSS at 1 and 2 threads.
+
+Run: `.venv/bin/python tests/bench/bench_asr.py [--model models/whisper-tiny-en]`.
+Each thread count runs in its own process, so RSS is that case alone. Audio is
+the English test sentences spoken by espeak-ng with 1 s pauses (about a minute),
+run through the full path (silero VAD -> sherpa-onnx Whisper), once at 16 kHz
+and once as 8 kHz telephone audio. Load time includes the sha256 check of every
+model file. RTF = processing time / audio duration (lower is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _speech(telephone: bool) -> tuple[np.ndarray, int]:
+    lines = (REPO / "models" / "whisper" / "eval_sentences.txt").read_text().splitlines()
+    rate = 8000 if telephone else 16000
+    parts = [np.zeros(rate, dtype=np.float32)]
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
+        for text in (ln for ln in lines if ln.strip() and not ln.startswith("#")):
+            subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), text], check=True)
+            conv = ["-e", "u-law", str(out), "sinc", "300-3400"] if telephone else [str(out)]
+            subprocess.run(["sox", "-D", str(raw), "-c", "1", "-r", str(rate), *conv], check=True)
+            audio, _ = sf.read(str(out), dtype="float32")
+            parts += [audio, np.zeros(rate, dtype=np.float32)]
+    return np.concatenate(parts), rate
+
+
+def run_case(model: Path, threads: int) -> dict:
+    from edgecall.inference.asr import UtteranceRecognizer
+
+    rss_before = _status_mb("VmRSS")
+    t0 = time.perf_counter()
+    rec = UtteranceRecognizer(model, threads=threads)
+    load_s = time.perf_counter() - t0
+    rss_loaded = _status_mb("VmRSS")
+    result = {"threads": threads, "load_s": load_s, "rss_model_mb": rss_loaded - rss_before}
+    for key, telephone in (("16k", False), ("8k", True)):
+        audio, rate = _speech(telephone)
+        t0 = time.perf_counter()
+        utts = rec.transcribe(audio, rate)
+        result[f"rtf_{key}"] = (time.perf_counter() - t0) / (audio.size / rate)
+        result[f"audio_s_{key}"] = audio.size / rate
+        result[f"utterances_{key}"] = len(utts)
+    result["rss_mb"] = _status_mb("VmRSS")
+    result["peak_rss_mb"] = _status_mb("VmHWM")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "whisper-tiny-en")
+    parser.add_argument("--case", type=int, help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.model, args.case)))
+        return
+    rows = []
+    for threads in (1, 2):
+        cmd = [sys.executable, __file__, "--model", str(args.model), "--case", str(threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    size_mb = sum(f.stat().st_size for f in args.model.iterdir() if f.is_file()) / 1e6
+    print(
+        f"model {args.model.name} ({size_mb:.1f} MB on disk), audio {rows[0]['audio_s_16k']:.0f} s"
+    )
+    head = "threads  load s  RTF 16k  RTF 8k  model RSS MB  RSS MB  peak RSS MB"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['threads']:>7}  {r['load_s']:>6.2f}  {r['rtf_16k']:>7.3f}  {r['rtf_8k']:>6.3f}"
+            f"  {r['rss_model_mb']:>12.0f}  {r['rss_mb']:>6.0f}  {r['peak_rss_mb']:>11.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
