@@ -54,11 +54,15 @@ class SipConfig(ConfigModel):
     bind_address: str = Field("0.0.0.0", description="Local address to bind SIP and RTP to.")
     tls: SipTlsConfig | None = Field(None, description="TLS settings when transport is tls.")
     register_expiry_s: int = Field(
-        300, ge=10, le=86400,
+        300,
+        ge=10,
+        le=86400,
         description="Registration lifetime asked for; refreshed 5 s (or a third) before expiry.",
     )
     register_retry_s: int = Field(
-        30, ge=2, le=3600,
+        30,
+        ge=2,
+        le=3600,
         description="After a failed registration (registrar down, timeout), retry this often.",
     )
     nat: NatConfig = Field(default_factory=NatConfig, description="NAT traversal settings.")
@@ -70,7 +74,9 @@ class SipConfig(ConfigModel):
     rtp_port_min: int = Field(20000, ge=1024, le=65535, description="Lowest RTP port.")
     rtp_port_max: int = Field(20999, ge=1024, le=65535, description="Highest RTP port.")
     max_concurrent_calls: int = Field(
-        4, ge=1, le=64, description="Beyond this many calls, inbound calls get 486 Busy Here."
+        4, ge=1, le=4,
+        description="Beyond this many calls, inbound calls get 486 Busy Here. At most 4: "
+        "the bundled pjsua2-python wheel carries no more calls per process.",
     )
     auto_answer: list[AutoAnswerRule] = Field(
         default_factory=lambda: [AutoAnswerRule()],
@@ -82,18 +88,31 @@ class SipConfig(ConfigModel):
     dial_prefix: str = Field(
         "", description="Prepended to outbound numbers (e.g. '9' for an outside line)."
     )
+    jitter_buffer_ms: int = Field(
+        160,
+        ge=20,
+        le=1000,
+        description="Caller audio held back at least this long, so a late network or a busy "
+        "CPU causes delay rather than gaps in what the models hear.",
+    )
     audio_queue_frames: int = Field(
-        250, ge=10, le=3000,
+        250,
+        ge=10,
+        le=3000,
         description="Caller-audio frames (20 ms each) buffered per call before the oldest "
         "are dropped and counted.",
     )
     barge_in_level_dbfs: float = Field(
-        -35.0, ge=-80, le=0,
+        -35.0,
+        ge=-80,
+        le=0,
         description="Caller audio louder than this (RMS per 20 ms frame) counts as speech "
         "for barge-in.",
     )
     barge_in_min_ms: int = Field(
-        200, ge=20, le=2000,
+        200,
+        ge=20,
+        le=2000,
         description="Speech this long without a break stops a prompt played with barge-in.",
     )
     agent_target: str = Field(

@@ -1,0 +1,85 @@
+"""Shared helpers of the SIP tests (importable as tests.sip.sip_helpers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgecall.telephony.service import Telephony
+
+APPLIANCE_EXT = "1001"
+
+
+def make_wav(path: Path, text: str, voice: str = "en") -> Path:
+    """Synthesize `text` with espeak-ng and convert it to 16 kHz mono 16-bit with sox."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text], check=True,
+                   capture_output=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path),
+                    "norm", "-3"], check=True, capture_output=True)
+    raw.unlink()
+    return path
+
+
+def rtp_base() -> int:
+    return random.randrange(30000, 58000, 200)
+
+
+class Events:
+    """Collects a Telephony's events in the background; tests wait for the ones they need."""
+
+    def __init__(self, tel: Telephony) -> None:
+        self.tel = tel
+        self.all: list[Any] = []
+        self._cursor_new = asyncio.Event()
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while True:
+            ev = await self.tel.events.get()
+            self.all.append(ev)
+            self._cursor_new.set()
+
+    async def wait(self, kind: type, timeout: float = 10.0,
+                   where: Callable[[Any], bool] | None = None, after: int = 0) -> Any:
+        """First event of `kind` (matching `where`) at index >= after."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for ev in self.all[after:]:
+                if isinstance(ev, kind) and (where is None or where(ev)):
+                    return ev
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"no {kind.__name__} in {timeout}s; saw "
+                                   f"{[type(e).__name__ for e in self.all][-15:]}")
+            self._cursor_new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cursor_new.wait(), remaining)
+
+    def of(self, kind: type, call_id: str | None = None) -> list[Any]:
+        return [e for e in self.all if isinstance(e, kind)
+                and (call_id is None or getattr(e, "call_id", None) == call_id)]
+
+    def mark(self) -> int:
+        return len(self.all)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def drain(queue: asyncio.Queue) -> list[bytes]:
+    """All frames of a call's audio queue up to its end marker."""
+    frames: list[bytes] = []
+    while True:
+        item = await asyncio.wait_for(queue.get(), 10)
+        if item is None:
+            return frames
+        frames.append(item)
