@@ -90,6 +90,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from edgecall.appliance import run
+
+    return run(args.config or default_config_path())
+
+
 def _optional_command(module: str) -> tuple[Callable, Callable] | None:
     """Subcommands whose module may not be installed in this build."""
     try:
@@ -115,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scene-model", type=Path, help="scene model (.tflite/.onnx) for redial decisions"
     )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("run", help="run the appliance daemon (what systemd starts)")
+    p.add_argument("--config", type=Path, help="config file (default: as check-config)")
+    p.set_defaults(func=cmd_run)
 
     for name, module, text in (("tail", "edgecall.mqtt.tail", "follow one appliance live"),):
         found = _optional_command(module)

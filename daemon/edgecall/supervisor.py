@@ -89,6 +89,14 @@ class Supervisor:
                 log.info("service %s finished", name)
                 return
 
+    async def join(self, name: str, timeout: float) -> bool:
+        """Wait for a service asked to stop to return by itself; True if it did in time."""
+        task = self._tasks.get(name)
+        if task is None:
+            return True
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        return bool(done)
+
     async def stop(self, name: str | None = None) -> None:
         """Cancel one service, or all of them, and wait until they have ended."""
         names = [name] if name else list(self._tasks)

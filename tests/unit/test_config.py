@@ -237,3 +237,15 @@ def test_secret_sources(tmp_path, monkeypatch):
         SecretRef(file=tmp_path / "absent").resolve()
     with pytest.raises(ValueError, match="exactly one"):
         SecretRef(env="A", file=tmp_path / "x")
+
+
+def test_shipped_config_means_the_same_to_yaml_1_1_tools(shipped_config):
+    """Technicians' tools may read YAML 1.1, where a bare yes/no/on/off is a boolean."""
+    import yaml
+
+    from edgecall.config.loader import read_yaml, to_plain
+
+    ours = to_plain(read_yaml(REPO / "config.yaml"))
+    with open(REPO / "config.yaml", encoding="utf-8") as fh:
+        theirs = yaml.safe_load(fh)
+    assert theirs == ours

@@ -52,3 +52,19 @@ async def test_unhealthy_while_waiting_to_restart_and_stop_cancels():
     assert sup.states["mqtt"].restarts == 1
     await sup.stop()  # cancels the backoff sleep promptly
     assert not sup.states["mqtt"].running
+
+
+async def test_join_waits_for_a_service_that_returns_by_itself():
+    stop = asyncio.Event()
+
+    async def polite():
+        await stop.wait()
+        await asyncio.sleep(0.05)  # e.g. publish a last status message
+
+    sup = Supervisor()
+    sup.start("link", polite)
+    assert await sup.join("link", 0.05) is False
+    stop.set()
+    assert await sup.join("link", 2) is True
+    assert sup.states["link"].finished
+    await sup.stop()

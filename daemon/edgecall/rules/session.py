@@ -276,6 +276,7 @@ class CallSession:
             return self._transfer(t)
         if say.situation == "closing":
             st.completed = True
+            return [say, HangUp("call completed")]
         return [say]
 
     def quality(self, dbm: float | None, t: float, source: str | None = None) -> list[Action]:

@@ -1,0 +1,434 @@
+"""`edgecall run`: the daemon a branch installs.
+
+Wires the pieces together: the MQTT link and its outbox, the SIP extension, the
+per-call controllers (quality, analysis, rules, actions), the dial queue and the
+SMS route. Each long-running part is a supervised asyncio task with its own
+restart loop; systemd hears READY=1 once the config is loaded and the services
+are started (degraded if the PBX or the broker is unreachable), STATUS= lines,
+and WATCHDOG=1 only while the event loop and the SIP thread are alive.
+
+Signals: SIGHUP reloads config.yaml (an invalid file is logged, published and
+ignored); SIGTERM stops taking calls, ends active calls with an outcome,
+flushes the outbox, unregisters and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from edgecall import logs
+from edgecall.calls import CallController, CallServices
+from edgecall.config.loader import ConfigError, load_model
+from edgecall.config.root import EdgecallConfig
+from edgecall.dialer import DialItem, DialQueue
+from edgecall.inference.analyzer import InferenceAnalyzer
+from edgecall.inference.settings import InferenceConfig
+from edgecall.inference.worker import InferenceClient, WorkerSettings
+from edgecall.messages import Identity, envelope
+from edgecall.mqtt.commands import CommandError, CommandRequest
+from edgecall.mqtt.link import MqttLink
+from edgecall.mqtt.outbox import Outbox
+from edgecall.rules.session import Lexicons
+from edgecall.sdnotify import Notifier, watchdog_interval_s
+from edgecall.supervisor import Supervisor
+from edgecall.telephony import events as tev
+from edgecall.telephony.service import Telephony, TelephonyError
+from edgecall.trunk.sms import SmsSender, build_route
+
+log = logging.getLogger("edgecall")
+
+CONFIG_REPORT_SCHEMA = "edgecall.config-report/1"
+# Sections that only take effect after a restart (the SIP stack and broker session).
+RESTART_SECTIONS = ("appliance", "sip", "mqtt", "storage", "models")
+# How long shutdown waits for hung-up calls to report their outcome, and for the outbox.
+SHUTDOWN_CALLS_S = 10.0
+SHUTDOWN_FLUSH_S = 10.0
+DIAL_POLL_S = 1.0
+_USER_PART = re.compile(r"sips?:([^@;>]+)")
+
+
+def caller_number(uri: str) -> str | None:
+    """'"Bob" <sip:+8613800000001@pbx>' -> '+8613800000001'."""
+    found = _USER_PART.search(uri)
+    return found.group(1) if found else None
+
+
+class _SipMessageSender:
+    """SMS route 'sip_message' over the telephony layer."""
+
+    def __init__(self, telephony: Telephony) -> None:
+        self._telephony = telephony
+
+    async def send_message(self, uri: str, text: str) -> bool:
+        return (await self._telephony.send_message(uri, text)).ok
+
+
+class Appliance:
+    def __init__(self, config_path: Path, cfg: EdgecallConfig, notifier: Notifier) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.notifier = notifier
+        self.identity = Identity(cfg.appliance.site_id, cfg.appliance.appliance_id)
+        self.supervisor = Supervisor()
+        self.calls: dict[str, CallController] = {}
+        self._attempts: dict[str, DialItem] = {}  # outbound call id -> the dial item it came from
+        self._early: dict[str, list[tev.TelephonyEvent]] = {}  # events before the controller
+        self._stop = asyncio.Event()
+        self._dial_wakeup = asyncio.Event()
+        self._accepting = True
+        self._started = time.monotonic()
+
+    @property
+    def base_dir(self) -> Path:
+        return self.config_path.resolve().parent
+
+    def _path(self, p: Path) -> Path:
+        return p if p.is_absolute() else self.base_dir / p
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        cfg = self.cfg
+        state_dir = self._path(cfg.storage.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = await Outbox.for_config(cfg.mqtt.outbox, state_dir)
+        self.link = MqttLink(cfg.mqtt, self.identity, self.outbox, stats_provider=self.stats)
+        self.link.register_command("reload-config", self._cmd_reload)
+        self.link.register_command("dial", self._cmd_dial)
+        self.link.register_command("cancel-redial", self._cmd_cancel_redial)
+        self.dials = DialQueue(state_dir / "dials.sqlite")
+        self.telephony = Telephony(cfg.sip, watch_headers=[cfg.trunk.sip_header.header])
+        # Speech analysis runs in worker processes: the SIP media threads keep the GIL to
+        # themselves. The scene CNN stays here: 0.06 ms a trace (tests/bench/bench_scene.py).
+        self.inference = InferenceClient(
+            WorkerSettings.from_models_config(cfg.models),
+            config=InferenceConfig.from_config(cfg, self.base_dir),
+        )
+        await self.inference.start()
+        self.analyzer = InferenceAnalyzer(self.inference) if cfg.models.asr else None
+        self.sms = SmsSender(
+            build_route(
+                cfg.trunk,
+                publish=self.link.publish_sms_request,
+                identity=self.identity,
+                sip_sender=_SipMessageSender(self.telephony),
+            ),
+            timeout_s=cfg.trunk.sms.timeout_s,
+        )
+        self.services = self._services(cfg)
+
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+        self.supervisor.start("mqtt", self.link.run)
+        sip_error = None
+        try:
+            await self.telephony.start()
+        except TelephonyError as exc:
+            sip_error = str(exc)
+            log.error("SIP stack did not start: %s", exc)
+        if sip_error is None:
+            self.supervisor.start("sip-events", self._dispatch)
+            self.supervisor.start("dialer", self._dial_loop)
+        self.supervisor.start("systemd", self._report_to_systemd)
+        self.notifier.ready(
+            self.status_line() + (f"; SIP failed: {sip_error}" if sip_error else "")
+        )
+        log.info("edgecall running with %s", self.config_path)
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    def _services(self, cfg: EdgecallConfig) -> CallServices:
+        return CallServices(
+            cfg=cfg,
+            lexicons=Lexicons(cfg),
+            identity=self.identity,
+            telephony=self.telephony,
+            publisher=self.link,
+            analyzer=self.analyzer,
+            sms=self.sms,
+            classifier=self._scene_classifier(cfg),
+            base_dir=self.base_dir,
+        )
+
+    def _scene_classifier(self, cfg: EdgecallConfig) -> Any:
+        if cfg.models.scene is None:
+            return None
+        from edgecall.inference.manifest import ModelFileError
+        from edgecall.inference.scene import CnnSceneClassifier
+
+        path = self._path(cfg.models.dir) / cfg.models.scene
+        try:
+            return CnnSceneClassifier(path, threads=cfg.models.threads)
+        except (ModelFileError, OSError, ValueError) as exc:
+            log.error("scene model unusable, redials use the default delay: %s", exc)
+            return None
+
+    async def shutdown(self) -> None:
+        self.notifier.stopping("stopping: ending calls")
+        self._accepting = False
+        log.info("stopping: %d active calls", len(self.calls))
+        for call_id in list(self.calls):
+            with contextlib.suppress(Exception):
+                await self.telephony.hangup(call_id, "service stopping")
+        deadline = time.monotonic() + SHUTDOWN_CALLS_S
+        while self.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for call_id, controller in list(self.calls.items()):
+            await controller.abort("appliance stopped before the call ended")
+            self.calls.pop(call_id, None)
+        await self.supervisor.stop("dialer")
+        await self.supervisor.stop("sip-events")
+        await self.telephony.stop()  # unregisters
+        self.notifier.stopping("stopping: flushing outbox")
+        deadline = time.monotonic() + SHUTDOWN_FLUSH_S
+        while self.outbox.depth and self.link.state == "connected" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self.link.stop()  # publishes the retained 'stopped' status, then returns
+        if not await self.supervisor.join("mqtt", SHUTDOWN_FLUSH_S):
+            log.warning("MQTT link did not stop in time; 'stopped' status may be missing")
+        await self.supervisor.stop()
+        await self.inference.close()
+        await self.outbox.close()
+        self.dials.close()
+        log.info("stopped; %d messages left in the outbox for next time", self.outbox.depth)
+
+    # --- SIP events ------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            event = await self.telephony.events.get()
+            try:
+                await self._handle(event)
+            except Exception:
+                log.exception("handling %s failed", type(event).__name__)
+
+    async def _handle(self, ev: tev.TelephonyEvent) -> None:
+        if isinstance(ev, tev.IncomingCall):
+            self._incoming(ev)
+            return
+        call_id = getattr(ev, "call_id", None)
+        if call_id is None:
+            if isinstance(ev, tev.RegistrationChanged):
+                log.info("registration: %s %s", ev.code, ev.reason)
+            return
+        controller = self.calls.get(call_id)
+        if controller is None:
+            self._early.setdefault(call_id, []).append(ev)  # originate() has not returned yet
+            return
+        await self._to_controller(controller, ev)
+
+    async def _to_controller(self, controller: CallController, ev: tev.TelephonyEvent) -> None:
+        if isinstance(ev, tev.CallStateChanged):
+            if ev.state == "confirmed":
+                controller.on_confirmed()
+            elif ev.state == "disconnected":
+                never = ev.outcome in ("busy", "no_answer", "rejected", "failed")
+                await controller.on_disconnected(
+                    not_connected=ev.outcome if never else None, detail=f"{ev.code} {ev.reason}"
+                )
+                self._ended(controller)
+        elif isinstance(ev, tev.SipHeaderValue):
+            controller.on_sip_header(ev.value)
+        elif isinstance(ev, tev.QualitySample):
+            controller.on_rtp_stats(ev.loss_pct, ev.jitter_ms, ev.discard_pct)
+
+    def _incoming(self, ev: tev.IncomingCall) -> None:
+        """Every inbound call gets a controller, so even a refused one has an outcome: the
+        telephony layer follows a refusal with a 'disconnected' event (busy/rejected)."""
+        rules = self.cfg.sip.auto_answer
+        rule = rules[ev.rule_index] if ev.rule_index is not None else None
+        self._new_call(
+            ev.call_id,
+            "inbound",
+            caller_number(ev.remote_uri),
+            campaign=rule.campaign if rule else None,
+            language=rule.language if rule else None,
+        )
+        if not self._accepting and not ev.refused_busy:
+            asyncio.ensure_future(self.telephony.reject(ev.call_id, 480))
+
+    def _new_call(
+        self,
+        call_id: str,
+        direction: str,
+        remote: str | None,
+        *,
+        campaign: str | None = None,
+        language: str | None = None,
+        ref: str | None = None,
+    ) -> CallController:
+        controller = CallController(
+            self.services,
+            call_id=call_id,
+            direction=direction,  # type: ignore[arg-type]
+            remote=remote,
+            campaign=campaign,
+            language=language,
+            ref=ref,
+        )
+        self.calls[call_id] = controller
+        controller.start()
+        return controller
+
+    def _ended(self, controller: CallController) -> None:
+        self.calls.pop(controller.call_id, None)
+        item = self._attempts.pop(controller.call_id, None)
+        outcome = controller.session.outcome or {}
+        attempt = item.attempt if item else 1
+        if self.dials.schedule_redial(
+            outcome, attempt=attempt, max_attempts=self.cfg.rules.redial.max_attempts
+        ):
+            log.info("redial of %s scheduled for %s", outcome.get("number"), outcome.get("due"))
+        self._dial_wakeup.set()
+
+    # --- outbound ----------------------------------------------------------------------
+
+    async def _dial_loop(self) -> None:
+        while True:
+            free = self.cfg.sip.max_concurrent_calls - len(self.calls)
+            if self._accepting and self.telephony.registered:
+                for item in self.dials.due(time.time(), free):
+                    self.dials.remove(item.id)
+                    await self._originate(item)
+            self._dial_wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._dial_wakeup.wait(), DIAL_POLL_S)
+
+    async def _originate(self, item: DialItem) -> None:
+        try:
+            call_id = await self.telephony.originate(item.number)  # adds sip.dial_prefix
+        except TelephonyError as exc:
+            log.error("could not dial %s: %s", item.number, exc)
+            return
+        self._attempts[call_id] = item
+        controller = self._new_call(
+            call_id,
+            "outbound",
+            item.number,
+            campaign=item.campaign,
+            language=item.language,
+            ref=item.ref,
+        )
+        for ev in self._early.pop(call_id, []):
+            await self._to_controller(controller, ev)
+
+    # --- commands and reload ---------------------------------------------------------------
+
+    async def _cmd_dial(self, request: CommandRequest) -> dict[str, Any]:
+        args = request.args
+        campaign = args.get("campaign")
+        if campaign is not None and campaign not in self.cfg.campaigns:
+            raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
+        items = [
+            {**n, "campaign": campaign, "language": n.get("language", args.get("language"))}
+            for n in args["numbers"]
+        ]
+        queued = self.dials.add_many(items, time.time())
+        self._dial_wakeup.set()
+        return {"queued": queued, "waiting": self.dials.counts()}
+
+    async def _cmd_cancel_redial(self, request: CommandRequest) -> dict[str, Any]:
+        removed = self.dials.cancel_redials(**request.args)
+        return {"cancelled": removed}
+
+    async def _cmd_reload(self, request: CommandRequest) -> dict[str, Any]:
+        report = await self.reload()
+        if not report["ok"]:
+            raise CommandError("invalid_config", "; ".join(report["errors"][:20]))
+        return report
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read config.yaml; a bad file is rejected, logged and published, nothing changes."""
+        self.notifier.reloading()
+        try:
+            new = load_model(self.config_path, EdgecallConfig)
+        except ConfigError as exc:
+            errors = [str(i) for i in exc.issues]
+            for line in errors:
+                log.error("config rejected: %s", line)
+            report = {
+                "ok": False,
+                "path": str(self.config_path),
+                "errors": errors,
+                "restart_needed": [],
+            }
+        else:
+            restart = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.cfg, s)]
+            self.cfg = new
+            self.services = self._services(new)  # calls in progress keep their rules
+            logs.setup(new.logging.level, new.logging.format)
+            report = {
+                "ok": True,
+                "path": str(self.config_path),
+                "errors": [],
+                "restart_needed": restart,
+            }
+            log.info("config reloaded%s", f"; restart needed for {restart}" if restart else "")
+        await self.link.publish_other(
+            "config", envelope(self.identity, CONFIG_REPORT_SCHEMA, report)
+        )
+        self.notifier.ready(self.status_line())
+        return report
+
+    # --- health ------------------------------------------------------------------------
+
+    def status_line(self) -> str:
+        sip = "registered" if self.telephony.registered else "not registered"
+        mqtt = "mqtt ok" if self.link.state == "connected" else f"mqtt {self.link.state}"
+        return f"{sip}; {len(self.calls)} calls; {mqtt}; outbox {self.outbox.depth}"
+
+    def healthy(self) -> bool:
+        return self.telephony.running
+
+    async def _report_to_systemd(self) -> None:
+        interval = watchdog_interval_s()
+        period = min(interval or 5.0, 5.0)
+        while True:
+            if self.healthy():
+                self.notifier.watchdog()
+            self.notifier.status(self.status_line())
+            await asyncio.sleep(period)
+
+    def stats(self) -> dict[str, Any]:
+        """The appliance's part of <prefix>/stats (schemas/stats.json)."""
+        return {
+            "active_calls": len(self.calls),
+            "registration": "registered" if self.telephony.registered else "not registered",
+            "signal": {
+                call_id: c.last_sample for call_id, c in self.calls.items() if c.last_sample
+            },
+            "model_latency_ms": self.inference.model_latency_ms(),
+            "inference": self.inference.stats(),
+            "dial_queue": self.dials.counts(),
+            "services": {
+                name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}
+                for name, s in self.supervisor.states.items()
+            },
+        }
+
+
+def run(config_path: Path) -> int:
+    """Entry point of `edgecall run`: exit 2 on a bad config, 0 after a clean stop."""
+    try:
+        cfg = load_model(config_path, EdgecallConfig)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, flush=True)
+        return 2
+    logs.setup(cfg.logging.level, cfg.logging.format)
+    notifier = Notifier()
+    try:
+        return asyncio.run(Appliance(config_path, cfg, notifier).run())
+    finally:
+        notifier.close()
