@@ -40,6 +40,7 @@ from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.supervisor import Supervisor
 from edgecall.telephony import events as tev
 from edgecall.telephony.service import Telephony, TelephonyError
+from edgecall.trunk.modem import Modem, ModemUnavailable, SignalPoller
 from edgecall.trunk.sms import SmsSender, build_route
 
 log = logging.getLogger("edgecall")
@@ -113,9 +114,11 @@ class Appliance:
         )
         await self.inference.start()
         self.analyzer = InferenceAnalyzer(self.inference) if cfg.models.asr else None
+        self.modem, self.modem_signal = await self._open_modem(cfg)
         self.sms = SmsSender(
             build_route(
                 cfg.trunk,
+                modem=self.modem,
                 publish=self.link.publish_sms_request,
                 identity=self.identity,
                 sip_sender=_SipMessageSender(self.telephony),
@@ -130,6 +133,8 @@ class Appliance:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
 
         self.supervisor.start("mqtt", self.link.run)
+        if self.modem_signal is not None:
+            self.supervisor.start("modem-signal", self.modem_signal.run)
         sip_error = None
         try:
             await self.telephony.start()
@@ -157,9 +162,25 @@ class Appliance:
             publisher=self.link,
             analyzer=self.analyzer,
             sms=self.sms,
+            modem_signal=self.modem_signal,
+            on_outcome=self._schedule_redial,
             classifier=self._scene_classifier(cfg),
             base_dir=self.base_dir,
         )
+
+    async def _open_modem(self, cfg: EdgecallConfig) -> tuple[Modem | None, SignalPoller | None]:
+        """The trunk modem, shared by signal polling and SMS; an absent port is retried."""
+        if cfg.trunk.modem is None:
+            return None, None
+        modem = Modem(cfg.trunk.modem)
+        try:
+            await modem.open()
+        except ModemUnavailable as exc:
+            log.error("modem not available yet (retried while running): %s", exc)
+        poller = None
+        if "modem" in cfg.trunk.sources:
+            poller = SignalPoller(modem, cfg.trunk.sample_interval_s)
+        return modem, poller
 
     def _scene_classifier(self, cfg: EdgecallConfig) -> Any:
         if cfg.models.scene is None:
@@ -199,6 +220,8 @@ class Appliance:
             log.warning("MQTT link did not stop in time; 'stopped' status may be missing")
         await self.supervisor.stop()
         await self.inference.close()
+        if self.modem is not None:
+            self.modem.close()
         await self.outbox.close()
         self.dials.close()
         log.info("stopped; %d messages left in the outbox for next time", self.outbox.depth)
@@ -281,15 +304,19 @@ class Appliance:
         controller.start()
         return controller
 
-    def _ended(self, controller: CallController) -> None:
-        self.calls.pop(controller.call_id, None)
-        item = self._attempts.pop(controller.call_id, None)
-        outcome = controller.session.outcome or {}
-        attempt = item.attempt if item else 1
+    def _schedule_redial(self, controller: CallController, outcome: dict[str, Any]) -> None:
+        """Runs before the outcome is published: a redial head office hears of is queued."""
+        item = self._attempts.get(controller.call_id)
         if self.dials.schedule_redial(
-            outcome, attempt=attempt, max_attempts=self.cfg.rules.redial.max_attempts
+            outcome,
+            attempt=item.attempt if item else 1,
+            max_attempts=self.cfg.rules.redial.max_attempts,
         ):
             log.info("redial of %s scheduled for %s", outcome.get("number"), outcome.get("due"))
+
+    def _ended(self, controller: CallController) -> None:
+        self.calls.pop(controller.call_id, None)
+        self._attempts.pop(controller.call_id, None)
         self._dial_wakeup.set()
 
     # --- outbound ----------------------------------------------------------------------

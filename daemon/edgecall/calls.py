@@ -32,6 +32,7 @@ from edgecall.rules.session import (
     SendSms,
     Transfer,
 )
+from edgecall.trunk.modem import SignalPoller
 from edgecall.trunk.quality import QualityCombiner
 
 log = logging.getLogger("edgecall.calls")
@@ -97,6 +98,10 @@ class CallServices:
     analyzer: Analyzer | None = None
     classifier: SceneClassifier | None = None
     sms: SmsPort | None = None
+    modem_signal: SignalPoller | None = None  # when the trunk modem is a quality source
+    # Called with the outcome before it is published, e.g. to queue the redial it asks for,
+    # so head office can never act on an outcome the appliance has not acted on yet.
+    on_outcome: Callable[[CallController, dict[str, Any]], None] | None = None
     base_dir: Path = Path(".")
     clock: Callable[[], float] = time.time
 
@@ -137,6 +142,8 @@ class CallController:
         self._sms_task: asyncio.Task | None = None
         self._confirmed = False
         self._hung_up_locally = False
+        self._unsubscribe_modem: Callable[[], None] | None = None
+        self.last_sample: dict[str, Any] | None = None  # for the stats message
         self.finished = asyncio.Event()
 
     def start(self) -> None:
@@ -151,6 +158,11 @@ class CallController:
         if self._confirmed:
             return
         self._confirmed = True
+        poller = self.svc.modem_signal
+        if poller is not None:
+            self._unsubscribe_modem = poller.subscribe(self.quality.push_modem)
+            if poller.latest is not None:
+                self.quality.push_modem(*poller.latest)
         self._spawn(self._run_actions(), "actions")
         self._spawn(self._sample_quality(), "quality")
         self._spawn(self._listen(), "listen")
@@ -268,6 +280,7 @@ class CallController:
             next_t += interval
             await asyncio.sleep(max(0.0, next_t - time.monotonic()))
             tick = self.quality.sample(time.monotonic())
+            self.last_sample = tick.sample
             now = self.svc.clock()
             if tick.note is not None:
                 self.session.quality_note(tick.note, now)
@@ -320,13 +333,27 @@ class CallController:
                 await asyncio.wait_for(asyncio.shield(runner), ACTIONS_GRACE_S)
 
     async def _close(self) -> None:
+        if self._unsubscribe_modem is not None:
+            self._unsubscribe_modem()
         self._actions.put_nowait(None)
-        for task in self._tasks.values():
+        workers = [t for name, t in self._tasks.items() if name != "publish"]
+        for task in workers:
             task.cancel()
         if self._sms_task is not None:
             self._sms_task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
+        if self.svc.on_outcome is not None and self.session.outcome is not None:
+            try:
+                self.svc.on_outcome(self, self.session.outcome)
+            except Exception:
+                self.log.exception("outcome hook failed")
+        # The publish loop is never cancelled mid-batch (it would lose the messages it has
+        # taken): the lock waits for its batch, then the rest goes out here.
         await self._publish()
+        publisher = self._tasks.get("publish")
+        if publisher is not None:
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
         if self.svc.analyzer is not None:
             with contextlib.suppress(Exception):
                 await self.svc.analyzer.close_call(self.call_id)

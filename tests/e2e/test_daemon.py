@@ -8,15 +8,19 @@ head office receives over MQTT, what the caller hears, and what systemd is told.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
+import aiomqtt
 import numpy as np
 import pytest
 
 from edgecall.validation import schema_errors
-from tests.e2e.conftest import APPLIANCE, CALLER
+from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
+from tests.harness.fake_modem import FakeModem, SignalState
 from tests.sip.audio_match import read_wav, window_correlations
 from tests.sip.sip_helpers import make_wav
 
@@ -75,6 +79,56 @@ async def test_poor_signal_warns_hangs_up_and_asks_head_office_for_the_sms(
     assert scores and np.median(scores) > 0.8, scores
 
 
+async def test_modem_reports_minus_125_dbm_so_the_call_ends_and_the_modem_texts_the_caller(
+    running, caller, tmp_path
+):
+    with FakeModem(transport="tcp", signal=SignalState.lte(-125)) as modem:
+        daemon, office = await running(
+            trunk={
+                "sources": ["modem", "rtp"],
+                "modem": {"tcp": f"127.0.0.1:{modem.port}", "command_timeout_s": 2.0},
+                "sms": {"route": "modem", "timeout_s": 30.0},
+            }
+        )
+        peer = caller()
+        await peer.wait("reg", where=lambda e: e["code"] == 200)
+        speech = make_wav(tmp_path / "hi.wav", "Hello, who is this?")
+        peer.send(cmd="call", to=APPLIANCE, play=str(speech), loop=True)
+        outcome = await office.wait_for("outcomes", timeout=60)
+        assert outcome["outcome"] == "poor_signal_hangup", daemon.log()
+        assert outcome["window"].count(-125.0) >= 3
+        assert (outcome["sms"]["route"], outcome["sms"]["sent"]) == ("modem", True)
+        messages = call_messages(office, outcome["call_id"])
+        quality = [s for m in messages if m.get("type") == "quality" for s in m["samples"]]
+        assert quality and {s["source"] for s in quality} == {"modem"}
+        ((command, body),) = modem.sms
+        assert command.startswith(f'AT+CMGS="{CALLER}"')
+        assert body.decode() == (
+            "Your signal was too weak and our call dropped. "
+            "We will call you back about the 5G Unlimited plan."
+        )
+
+
+async def test_without_a_signal_source_a_lossy_rtp_stream_triggers_the_poor_signal_rule(
+    running, caller, tmp_path
+):
+    # No X-Signal-Strength header and no modem: quality falls back to the call's own RTP.
+    # 40% of the caller's packets are dropped: -70 - 40 * 2.5 dBm, clamped to -130 dBm.
+    daemon, office = await running()
+    peer = caller(tx_drop_pct=40)
+    await peer.wait("reg", where=lambda e: e["code"] == 200)
+    speech = make_wav(tmp_path / "hi.wav", "Hello, hello, the line is very bad.")
+    peer.send(cmd="call", to=APPLIANCE, play=str(speech), loop=True)
+    outcome = await office.wait_for("outcomes", timeout=60)
+    assert outcome["outcome"] == "poor_signal_hangup", daemon.log()
+    messages = call_messages(office, outcome["call_id"])
+    quality = [s for m in messages if m.get("type") == "quality" for s in m["samples"]]
+    assert {s["source"] for s in quality if s["dbm"] is not None} == {"rtp"}
+    assert sum(s is not None and s < -120 for s in outcome["window"]) >= 3
+    notes = [m for m in messages if m.get("type") == "quality.source"]
+    assert notes and notes[0]["source_to"] in ("rtp", None)
+
+
 async def test_a_normal_call_is_understood_and_completed(running, caller, tmp_path):
     # Acoustic emotion off: this caller is a speech synthesiser, and the text decides alone
     # (config.yaml documents this setting); the turn events say which sources were used.
@@ -108,6 +162,98 @@ async def test_a_normal_call_is_understood_and_completed(running, caller, tmp_pa
         CALLER,
         "en",
     )
+
+
+async def test_interest_then_frustration_is_transferred_to_the_human_agent(
+    running, caller, tmp_path
+):
+    daemon, office = await running(models={"acoustic_emotion": None})
+    agent = caller(AGENT, mode="answer")
+    peer = caller()
+    for p in (agent, peer):
+        await p.wait("reg", where=lambda e: e["code"] == 200)
+    talk = speech_then_silence(
+        tmp_path / "talk.wav",
+        [
+            "Hello, what is this about?",
+            "Sounds good, I am interested. How much is it?",
+            "What? That is ridiculous. This is a scam.",
+            "This is a waste of time. I am really annoyed.",
+        ],
+    )
+    peer.send(
+        cmd="call",
+        to=APPLIANCE,
+        play=str(talk),
+        play_delay=6.0,
+        headers={"X-Signal-Strength": "-80"},
+    )
+    outcome = await office.wait_for("outcomes", timeout=120)
+    messages = call_messages(office, outcome["call_id"])
+    turns = [m for m in messages if m.get("type") == "turn"]
+    assert outcome["outcome"] == "transferred", ([t["utterance"] for t in turns], daemon.log())
+    assert outcome["target"] == AGENT
+    assert [t["intent"]["tendency"] for t in turns][-2:] == [1, 1]
+    assert [t["emotion"]["tendency"] for t in turns][-2:] == [-1, -1]
+    # the agent's phone rings: the REFER reached extension 1003
+    incoming = await agent.wait("incoming", timeout=20)
+    assert incoming
+    handoff = await office.wait_for(f"agents/{AGENT}/prompts", timeout=10)
+    assert handoff["kind"] == "transfer_handoff" and handoff["call_id"] == outcome["call_id"]
+    caller_lines = [x for x in handoff["transcript"] if x["speaker"] == "caller"]
+    assert len(caller_lines) == len(turns)
+    assert all({"emotion", "intent"} <= set(x) for x in caller_lines)
+    assert schema_errors(handoff) == []
+
+
+async def test_interested_caller_in_poor_quality_hangs_up_and_is_scheduled_for_redial(
+    running, caller, tmp_path, broker
+):
+    daemon, office = await running(models={"acoustic_emotion": None})
+    peer = caller()
+    await peer.wait("reg", where=lambda e: e["code"] == 200)
+    talk = speech_then_silence(
+        tmp_path / "talk.wav", ["Oh great, thank you, that sounds wonderful."], gap_s=2.5
+    )
+    # -110 dBm: too weak for a good call (global quality < -100), not bad enough to cut it
+    peer.send(
+        cmd="call",
+        to=APPLIANCE,
+        play=str(talk),
+        play_delay=6.0,
+        headers={"X-Signal-Strength": "-110"},
+    )
+    await office_turn(office, timeout=60)
+    peer.send(cmd="hangup")
+    outcome = await office.wait_for("outcomes", timeout=30)
+    assert outcome["outcome"] == "redial_scheduled", daemon.log()
+    assert outcome["globals"]["quality_dbm"] == -110.0
+    assert outcome["globals"]["emotion"] == 1
+    assert outcome["decided_by"] in ("scene_model", "default")
+    assert outcome["number"] == CALLER
+    due = datetime.fromisoformat(outcome["due"].replace("Z", "+00:00"))
+    hung_up = datetime.fromisoformat(outcome["ts"].replace("Z", "+00:00"))
+    assert 60 <= (due - hung_up).total_seconds() <= 7200
+    # the redial is queued: head office can cancel it
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.publish(
+            f"{PREFIX}/cmd/cancel-redial",
+            json.dumps({"request_id": "r-1", "args": {"call_id": outcome["call_id"]}}),
+            qos=1,
+        )
+    reply = await office.wait_for("cmd/cancel-redial/reply", timeout=20)
+    assert (reply["request_id"], reply["ok"], reply["result"]) == ("r-1", True, {"cancelled": 1})
+
+
+async def office_turn(office, timeout: float) -> dict:
+    """The first turn event of any call (the topic has the call id in it)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for topic, body, _ in office.messages:
+            if topic.endswith("/events") and body.get("type") == "turn":
+                return body
+        await asyncio.sleep(0.1)
+    raise TimeoutError("no turn event")
 
 
 async def test_sighup_with_a_broken_config_keeps_the_old_one(running, tmp_path):

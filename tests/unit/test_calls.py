@@ -48,9 +48,7 @@ class FakeTelephony:
         self.log.append(("hangup", reason))
         # Adversarial order: the dialog's end is processed before hangup() returns, i.e.
         # before the actions queued after the hang-up (the SMS) have started.
-        self.disconnect = asyncio.ensure_future(
-            self.controller.on_disconnected(not_connected=None)
-        )
+        self.disconnect = asyncio.ensure_future(self.controller.on_disconnected(not_connected=None))
         await asyncio.sleep(0.05)
 
     async def transfer(self, call_id, target):
@@ -264,3 +262,35 @@ async def test_missing_prompt_recording_is_skipped_not_fatal(shipped_config):
     assert tel.log == []
     await call.on_disconnected(not_connected=None)
     assert check_messages(pub)["outcome"] == "abandoned"
+
+
+class GatedPublisher(FakePublisher):
+    """The first message waits at a gate: a disk that stalls in the middle of a batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.blocked = asyncio.Event()
+
+    async def publish_event(self, m):
+        if not self.gate.is_set():
+            self.blocked.set()
+            await self.gate.wait()
+        return await super().publish_event(m)
+
+
+async def test_closing_during_a_publish_batch_loses_nothing(cfg):
+    call, tel, _ = make_call(cfg)
+    gated = GatedPublisher()
+    call.svc.publisher = gated
+    hook = []
+    call.svc.on_outcome = lambda c, o: hook.append((o["outcome"], len(gated.sent)))
+    call.on_confirmed()  # call.started and the opening prompt are taken by the publish loop
+    await asyncio.wait_for(gated.blocked.wait(), 5)
+    ending = asyncio.create_task(call.on_disconnected(not_connected=None))
+    await asyncio.sleep(0.1)  # the call closes while the batch is stuck
+    gated.gate.set()
+    await asyncio.wait_for(ending, 10)
+    outcome = check_messages(gated)  # contiguous seq from 1, outcome last, exactly one
+    assert outcome["outcome"] == "abandoned"
+    assert hook == [("abandoned", hook[0][1])] and hook[0][1] < len(gated.sent)
