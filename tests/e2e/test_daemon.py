@@ -18,6 +18,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
+from edgecall.mqtt.topics import call_level
 from edgecall.validation import schema_errors
 from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
 from tests.harness.fake_modem import FakeModem, SignalState
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def call_messages(subscriber, call_id: str) -> list[dict]:
-    topic = f"calls/{call_id}/events"
+    topic = f"calls/{call_level(call_id)}/events"
     return subscriber.on(topic) + [o for o in subscriber.on("outcomes") if o["call_id"] == call_id]
 
 

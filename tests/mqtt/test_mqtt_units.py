@@ -52,10 +52,34 @@ def test_topic_tree():
     assert t.classify(t.prefix + "/cmd/a/b/c") == ("other", None)
 
 
-@pytest.mark.parametrize("bad", ["a/+", "#", "c/1", "", "x y"])
-def test_topic_levels_refuse_wildcards_and_separators(bad: str):
+@pytest.mark.parametrize("bad", ["a/+", "#", "c/1", "", "x y", "-1001"])
+def test_extension_levels_refuse_wildcards_and_separators(bad: str):
     with pytest.raises(TopicError):
-        Topics("p").events(bad)
+        Topics("p").prompts(bad)
+
+
+@pytest.mark.parametrize(
+    ("call_id", "level"),
+    [
+        ("-YcbuKeT7abc", "-YcbuKeT7abc"),  # PJSIP Call-IDs may start with '-'
+        ("a1b2@pbx.branch", "a1b2@pbx.branch"),
+        ("abc/def+g#h i", "abc%2Fdef%2Bg%23h%20i"),
+        ("通话1", "%E9%80%9A%E8%AF%9D1"),
+    ],
+)
+def test_any_sip_call_id_becomes_one_safe_topic_level(call_id: str, level: str):
+    t = Topics("p")
+    assert t.events(call_id) == f"p/calls/{level}/events"
+    assert t.classify(t.events(call_id)) == ("events", level)
+
+
+def test_long_call_ids_are_shortened_but_stay_distinct():
+    t = Topics("p")
+    a, b = t.events("x" * 300 + "a"), t.events("x" * 300 + "b")
+    assert a != b
+    assert all(len(topic.split("/")[2]) <= 128 for topic in (a, b))
+    with pytest.raises(TopicError):
+        t.events("")
 
 
 @pytest.mark.parametrize("bad", ["", "/a", "a/", "a//b", "a/+/b", "a/#"])

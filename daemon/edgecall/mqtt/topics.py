@@ -6,12 +6,16 @@ agree on every topic name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 # A topic level we build from data (call id, extension, command name) must not
 # contain MQTT wildcards or separators, or a subscriber could be confused.
 _LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
+# Characters a call's topic level keeps as they are; others are percent-encoded.
+_CALL_SAFE = re.compile(r"[^A-Za-z0-9_.@:-]")
+_MAX_LEVEL = 128
 COMMAND_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 
 
@@ -29,6 +33,22 @@ def check_level(value: str, what: str) -> str:
             f"{what} {value!r} cannot be a topic level (letters, digits, '_.@:-', max 128)"
         )
     return value
+
+
+def call_level(call_id: str) -> str:
+    """A call id as one topic level, whatever the PBX put in its SIP Call-ID.
+
+    Call-IDs may start with '-' or hold '/', '+', '#' or spaces; such characters are
+    percent-encoded ('/' -> '%2F'), and an id too long for a level keeps its start plus
+    a hash. The message's own `call_id` field always carries the id unchanged.
+    """
+    if not call_id:
+        raise TopicError("call id is empty")
+    level = _CALL_SAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), call_id)
+    if len(level) > _MAX_LEVEL:
+        digest = hashlib.sha256(call_id.encode()).hexdigest()[:16]
+        level = f"{level[: _MAX_LEVEL - 17]}~{digest}"
+    return level
 
 
 def check_prefix(prefix: str) -> str:
@@ -70,7 +90,7 @@ class Topics:
         return f"{self.prefix}/#"
 
     def events(self, call_id: str) -> str:
-        return f"{self.prefix}/calls/{check_level(call_id, 'call id')}/events"
+        return f"{self.prefix}/calls/{call_level(call_id)}/events"
 
     def prompts(self, extension: str) -> str:
         return f"{self.prefix}/agents/{check_level(extension, 'extension')}/prompts"
