@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import re
 import signal
@@ -81,6 +82,7 @@ class Appliance:
         self.calls: dict[str, CallController] = {}
         self._attempts: dict[str, DialItem] = {}  # outbound call id -> the dial item it came from
         self._early: dict[str, list[tev.TelephonyEvent]] = {}  # events before the controller
+        self._finishing: set[asyncio.Task] = set()  # calls being torn down
         self._stop = asyncio.Event()
         self._dial_wakeup = asyncio.Event()
         self._accepting = True
@@ -256,11 +258,16 @@ class Appliance:
             if ev.state == "confirmed":
                 controller.on_confirmed()
             elif ev.state == "disconnected":
+                # Teardown (last words, SMS result) can take seconds: never hold up the
+                # other calls' events for it.
                 never = ev.outcome in ("busy", "no_answer", "rejected", "failed")
-                await controller.on_disconnected(
-                    not_connected=ev.outcome if never else None, detail=f"{ev.code} {ev.reason}"
+                task = asyncio.create_task(
+                    self._finish_call(
+                        controller, ev.outcome if never else None, f"{ev.code} {ev.reason}"
+                    )
                 )
-                self._ended(controller)
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
         elif isinstance(ev, tev.SipHeaderValue):
             controller.on_sip_header(ev.value)
         elif isinstance(ev, tev.QualitySample):
@@ -313,6 +320,17 @@ class Appliance:
             max_attempts=self.cfg.rules.redial.max_attempts,
         ):
             log.info("redial of %s scheduled for %s", outcome.get("number"), outcome.get("due"))
+
+    async def _finish_call(
+        self, controller: CallController, not_connected: str | None, detail: str
+    ) -> None:
+        try:
+            await controller.on_disconnected(not_connected=not_connected, detail=detail)
+        except Exception:
+            log.exception("ending call %s failed", controller.call_id)
+            await controller.abort("internal error while ending the call")
+        finally:
+            self._ended(controller)
 
     def _ended(self, controller: CallController) -> None:
         self.calls.pop(controller.call_id, None)
@@ -454,6 +472,9 @@ def run(config_path: Path) -> int:
             print(issue, flush=True)
         return 2
     logs.setup(cfg.logging.level, cfg.logging.format)
+    # `kill -USR1 <pid>` writes every thread's stack to the log: how a technician (or a
+    # test) shows where a stuck daemon is stuck. systemd's watchdog restarts it anyway.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     notifier = Notifier()
     try:
         return asyncio.run(Appliance(config_path, cfg, notifier).run())

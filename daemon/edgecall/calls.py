@@ -37,8 +37,9 @@ from edgecall.trunk.quality import QualityCombiner
 
 log = logging.getLogger("edgecall.calls")
 
-# 20 ms frames are gathered into chunks of this many before analysis: fewer round trips.
-FRAMES_PER_CHUNK = 10
+# 20 ms frames are gathered into 100 ms chunks before analysis: each chunk is one worker
+# round trip (~0.2 ms), and the wait for a chunk to fill adds to the turn latency.
+FRAMES_PER_CHUNK = 5
 # How long the outcome may wait for a pending SMS result after the hang-up.
 SMS_GRACE_S = 35.0
 # How long queued actions may take to finish once the dialog has ended.

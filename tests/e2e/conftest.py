@@ -9,10 +9,8 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -20,48 +18,23 @@ from typing import Any
 
 import aiomqtt
 import pytest
-import yaml
 
 from tests.harness.kamailio import Kamailio
+from tests.harness.lab import (
+    AGENT,
+    APPLIANCE,
+    CALLER,
+    PREFIX,
+    USERS,
+    NotifySocket,
+    render_prompts,
+    write_appliance_config,
+)
 from tests.harness.mosquitto import Mosquitto
 from tests.harness.sip_peer import SipPeer
-from tests.sip.sip_helpers import make_wav, rtp_base
+from tests.sip.sip_helpers import rtp_base
 
-REPO = Path(__file__).resolve().parents[2]
-PREFIX = "edgecall/branch-01/edge-01"
-APPLIANCE, CALLER, AGENT = "1001", "1002", "1003"
-
-
-class NotifySocket:
-    """Receives sd_notify datagrams like systemd does."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.messages: list[dict[str, str]] = []
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(path))
-        self._sock.settimeout(0.2)
-        self._stop = False
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop:
-            try:
-                data = self._sock.recv(65536).decode()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.messages.append(dict(line.split("=", 1) for line in data.splitlines()))
-
-    def seen(self, key: str, value: str | None = None) -> bool:
-        return any(key in m and (value is None or m[key] == value) for m in self.messages)
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self._sock.close()
+__all__ = ["AGENT", "APPLIANCE", "CALLER", "PREFIX"]
 
 
 class Subscriber:
@@ -164,23 +137,24 @@ class Daemon:
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # thread stacks into the log
+                time.sleep(1)
                 self.proc.kill()
                 self.proc.wait()
+                self._log.close()
+                raise AssertionError(f"daemon ignored SIGTERM for 60 s:\n{self.log()}") from None
         self._log.close()
 
 
 @pytest.fixture(scope="session")
 def prompt_wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The English campaign's prompts, recorded with espeak-ng (what the caller hears)."""
-    with open(REPO / "config.yaml", encoding="utf-8") as fh:
-        prompts = yaml.safe_load(fh)["campaigns"]["retail-en"]["prompts"]
-    d = tmp_path_factory.mktemp("prompts")
-    return {name: make_wav(d / f"{name}.wav", p["text"]) for name, p in prompts.items()}
+    return render_prompts(tmp_path_factory.mktemp("prompts"))
 
 
 @pytest.fixture
 def kamailio() -> Iterator[Kamailio]:
-    k = Kamailio({APPLIANCE: "pw-1001", CALLER: "pw-1002", AGENT: "pw-1003"})
+    k = Kamailio(dict(USERS))
     k.start()
     yield k
     k.cleanup()
@@ -199,35 +173,19 @@ def appliance_config(
     """Writes a config.yaml for the daemon: the shipped one, pointed at the test peers."""
 
     def write(**changes: Any) -> Path:
-        with open(REPO / "config.yaml", encoding="utf-8") as fh:
-            cfg = yaml.safe_load(fh)
         secret = tmp_path / "sip-password"
         secret.write_text(kamailio.users[APPLIANCE])
-        base = rtp_base()
-        cfg["sip"].update(
+        return write_appliance_config(
+            tmp_path / "config.yaml",
             registrar=kamailio.uri,
-            extension=APPLIANCE,
-            password={"file": str(secret)},
-            local_port=0,
-            bind_address="127.0.0.1",
-            register_expiry_s=60,
-            register_retry_s=2,
-            rtp_port_min=base,
-            rtp_port_max=base + 199,
-            agent_target=AGENT,
-            codecs=["G722", "PCMU"],
+            password_file=secret,
+            mqtt_host=broker.host,
+            mqtt_port=broker.port,
+            state_dir=tmp_path / "state",
+            prompt_wavs=prompt_wavs,
+            rtp_base=rtp_base(),
+            **changes,
         )
-        cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": "retail-en", "language": "en"}]
-        cfg["mqtt"].update(host=broker.host, port=broker.port)
-        cfg["storage"]["state_dir"] = str(tmp_path / "state")
-        cfg["models"]["dir"] = str(REPO / "models")
-        for name, wav in prompt_wavs.items():
-            cfg["campaigns"]["retail-en"]["prompts"][name]["wav"] = str(wav)
-        for section, values in changes.items():
-            cfg[section].update(values)
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
-        return path
 
     return write
 

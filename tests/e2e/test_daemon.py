@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 from datetime import datetime
-from pathlib import Path
 
 import aiomqtt
 import numpy as np
@@ -22,6 +20,7 @@ from edgecall.mqtt.topics import call_level
 from edgecall.validation import schema_errors
 from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
 from tests.harness.fake_modem import FakeModem, SignalState
+from tests.harness.lab import speech_then_silence
 from tests.sip.audio_match import read_wav, window_correlations
 from tests.sip.sip_helpers import make_wav
 
@@ -31,18 +30,6 @@ pytestmark = pytest.mark.slow
 def call_messages(subscriber, call_id: str) -> list[dict]:
     topic = f"calls/{call_level(call_id)}/events"
     return subscriber.on(topic) + [o for o in subscriber.on("outcomes") if o["call_id"] == call_id]
-
-
-def speech_then_silence(path: Path, lines: list[str], gap_s: float = 1.8) -> Path:
-    """A caller who says each line, then pauses long enough for the ASR endpoint."""
-    parts = [make_wav(path.with_name(f"{path.stem}-{i}.wav"), line) for i, line in enumerate(lines)]
-    padded = []
-    for part in parts:
-        out = part.with_name(part.stem + "-pad.wav")
-        subprocess.run(["sox", str(part), str(out), "pad", "0", str(gap_s)], check=True)
-        padded.append(str(out))
-    subprocess.run(["sox", *padded, str(path)], check=True)
-    return path
 
 
 async def test_poor_signal_warns_hangs_up_and_asks_head_office_for_the_sms(

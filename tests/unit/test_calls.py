@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecall.calls import CallController, CallServices, HeardUtterance
+from edgecall.calls import FRAMES_PER_CHUNK, CallController, CallServices, HeardUtterance
 from edgecall.config.root import EdgecallConfig
 from edgecall.messages import Identity
 from edgecall.rules.session import Lexicons
@@ -84,7 +84,7 @@ class ScriptedAnalyzer:
         self.closed = False
 
     async def feed(self, call_id, pcm, language):
-        assert len(pcm) == 640 * 10
+        assert len(pcm) == 640 * FRAMES_PER_CHUNK
         if not self.lines:
             return []
         text, acoustic = self.lines.pop(0)
@@ -145,7 +145,7 @@ def check_messages(pub: FakePublisher) -> dict:
 
 
 async def speak(tel: FakeTelephony, chunks: int) -> None:
-    for _ in range(chunks * 10):
+    for _ in range(chunks * FRAMES_PER_CHUNK):
         await tel.queue.put(b"\0" * 640)
         await asyncio.sleep(0)
 
