@@ -97,6 +97,30 @@ async def test_modem_reports_minus_125_dbm_so_the_call_ends_and_the_modem_texts_
         )
 
 
+async def test_sms_route_sip_message_reaches_the_callers_phone(running, caller, tmp_path, kamailio):
+    daemon, office = await running(
+        trunk={
+            "sms": {
+                "route": "sip_message",
+                "timeout_s": 20.0,
+                "sip_message_uri": f"sip:{{number}}@127.0.0.1:{kamailio.port}",
+            }
+        }
+    )
+    peer = caller()
+    await peer.wait("reg", where=lambda e: e["code"] == 200)
+    speech = make_wav(tmp_path / "hi.wav", "Hello? Hello?")
+    peer.send(
+        cmd="call", to=APPLIANCE, play=str(speech), loop=True, headers={"X-Signal-Strength": "-126"}
+    )
+    outcome = await office.wait_for("outcomes", timeout=60)
+    assert outcome["outcome"] == "poor_signal_hangup", daemon.log()
+    assert (outcome["sms"]["route"], outcome["sms"]["sent"]) == ("sip_message", True)
+    message = await peer.wait("message", timeout=20)
+    assert message["body"] == outcome["sms"]["text"]
+    assert APPLIANCE in message["frm"]
+
+
 async def test_without_a_signal_source_a_lossy_rtp_stream_triggers_the_poor_signal_rule(
     running, caller, tmp_path
 ):
@@ -282,4 +306,5 @@ async def test_sigterm_mid_call_ends_it_with_an_outcome_and_unregisters(
     assert status["state"] == "stopped"
     assert daemon.notify.seen("STOPPING", "1")
     assert daemon.notify.seen("READY", "1")
+    assert daemon.notify.seen("WATCHDOG", "1")  # pinged while the loop and SIP thread run
     assert any("registered" in m.get("STATUS", "") for m in daemon.notify.messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import subprocess
 from collections.abc import Callable
@@ -26,8 +27,18 @@ def make_wav(path: Path, text: str, voice: str = "en") -> Path:
     return path
 
 
+_RTP_FIRST, _RTP_BLOCK, _RTP_BLOCKS = 20000, 200, 63  # 20000-32599
+_next_rtp_block = itertools.count(random.randrange(_RTP_BLOCKS))
+
+
 def rtp_base() -> int:
-    return random.randrange(30000, 58000, 200)
+    """A fresh 200-port RTP block for one SIP user agent of a test.
+
+    Blocks sit below the kernel's ephemeral ports (32768 and up), so no port a test
+    binds as 0 (Kamailio, mosquitto, SIP transports) can fall inside one, and they
+    rotate within the test process, so two agents of one test never share a block.
+    """
+    return _RTP_FIRST + (next(_next_rtp_block) % _RTP_BLOCKS) * _RTP_BLOCK
 
 
 class Events:
