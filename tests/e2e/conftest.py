@@ -4,19 +4,10 @@ test binds itself to watch what systemd would see."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from tests.harness.kamailio import Kamailio
@@ -26,6 +17,8 @@ from tests.harness.lab import (
     CALLER,
     PREFIX,
     USERS,
+    DaemonProcess,
+    HeadOffice,
     NotifySocket,
     render_prompts,
     write_appliance_config,
@@ -35,115 +28,6 @@ from tests.harness.sip_peer import SipPeer
 from tests.sip.sip_helpers import rtp_base
 
 __all__ = ["AGENT", "APPLIANCE", "CALLER", "PREFIX"]
-
-
-class Subscriber:
-    """Everything the appliance publishes under its prefix, as head office sees it."""
-
-    def __init__(self, broker: Mosquitto) -> None:
-        self.broker = broker
-        self.messages: list[tuple[str, dict[str, Any], bool]] = []
-        self._task: asyncio.Task | None = None
-        self._ready = asyncio.Event()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 10)
-
-    async def _run(self) -> None:
-        async with aiomqtt.Client(self.broker.host, self.broker.port) as client:
-            await client.subscribe(f"{PREFIX}/#", qos=1)
-            self._ready.set()
-            async for message in client.messages:
-                payload = message.payload.decode() if message.payload else ""
-                try:
-                    body = json.loads(payload) if payload.startswith("{") else {"raw": payload}
-                except json.JSONDecodeError:
-                    body = {"raw": payload}
-                self.messages.append((str(message.topic), body, bool(message.retain)))
-
-    def on(self, suffix: str) -> list[dict[str, Any]]:
-        return [b for t, b, _ in self.messages if t == f"{PREFIX}/{suffix}"]
-
-    async def wait_for(
-        self, suffix: str, where: Callable[[dict], bool] = lambda b: True, timeout: float = 60
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for body in self.on(suffix):
-                if where(body):
-                    return body
-            await asyncio.sleep(0.1)
-        seen = [t for t, _, _ in self.messages][-20:]
-        raise TimeoutError(f"nothing on {suffix} within {timeout} s; saw {seen}")
-
-    async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._task
-
-
-class Daemon:
-    def __init__(self, config_path: Path, notify: NotifySocket, log_path: Path) -> None:
-        self.config_path = config_path
-        self.notify = notify
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "NOTIFY_SOCKET": str(self.notify.path),
-            "EDGECALL_LOG_FORMAT": "text",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgecall.cli", "run", "--config", str(self.config_path)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    async def ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.notify.seen("READY", "1"):
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"daemon not READY in {timeout} s:\n{self.log()}")
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    async def wait_exit(self, timeout: float = 60) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return self.proc.returncode
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"daemon still running after {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGUSR1)  # thread stacks into the log
-                time.sleep(1)
-                self.proc.kill()
-                self.proc.wait()
-                self._log.close()
-                raise AssertionError(f"daemon ignored SIGTERM for 60 s:\n{self.log()}") from None
-        self._log.close()
 
 
 @pytest.fixture(scope="session")
@@ -195,26 +79,28 @@ async def running(
     tmp_path: Path, appliance_config: Callable[..., Path], broker: Mosquitto
 ) -> AsyncIterator[Callable[..., Any]]:
     """Factory: start the daemon (with config changes) and a head-office subscriber."""
-    started: list[tuple[Daemon, Subscriber, NotifySocket]] = []
+    started: list[tuple[DaemonProcess, HeadOffice, NotifySocket]] = []
 
-    async def start(**changes: Any) -> tuple[Daemon, Subscriber]:
-        subscriber = Subscriber(broker)
-        await subscriber.start()
+    async def start(**changes: Any) -> tuple[DaemonProcess, HeadOffice]:
+        office = HeadOffice(broker.host, broker.port)
+        await office.start()
         notify = NotifySocket(tmp_path / "notify.sock")
-        daemon = Daemon(appliance_config(**changes), notify, tmp_path / "daemon.log")
-        started.append((daemon, subscriber, notify))
+        daemon = DaemonProcess(appliance_config(**changes), notify, tmp_path / "daemon.log")
+        started.append((daemon, office, notify))
         daemon.start()
-        await daemon.ready()
-        await subscriber.wait_for(
-            "status", lambda b: b.get("raw") == "online" or b.get("state") == "online", timeout=30
-        )
-        return daemon, subscriber
+        try:
+            await daemon.ready()
+        except (RuntimeError, TimeoutError) as exc:
+            raise AssertionError(f"{exc}\n{daemon.log()}") from None
+        await office.wait_for("status", lambda b: b.get("state") == "online", timeout=30)
+        return daemon, office
 
     yield start
-    for daemon, subscriber, notify in started:
-        daemon.stop()
-        await subscriber.close()
+    for daemon, office, notify in started:
+        daemon.stop(timeout=60)
+        await office.close()
         notify.close()
+        assert not daemon.ignored_sigterm, f"daemon ignored SIGTERM for 60 s:\n{daemon.log(80)}"
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from edgecall.mqtt.topics import call_level
 from edgecall.validation import schema_errors
 from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
 from tests.harness.fake_modem import FakeModem, SignalState
@@ -25,11 +24,6 @@ from tests.sip.audio_match import read_wav, window_correlations
 from tests.sip.sip_helpers import make_wav
 
 pytestmark = pytest.mark.slow
-
-
-def call_messages(subscriber, call_id: str) -> list[dict]:
-    topic = f"calls/{call_level(call_id)}/events"
-    return subscriber.on(topic) + [o for o in subscriber.on("outcomes") if o["call_id"] == call_id]
 
 
 async def test_poor_signal_warns_hangs_up_and_asks_head_office_for_the_sms(
@@ -55,7 +49,7 @@ async def test_poor_signal_warns_hangs_up_and_asks_head_office_for_the_sms(
     sms = await office.wait_for("sms")
     assert (sms["to"], sms["reason"]) == (CALLER, "poor_signal")
     assert "5G Unlimited plan" in sms["text"]
-    messages = call_messages(office, outcome["call_id"])
+    messages = office.call_messages(outcome["call_id"])
     assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
     for m in messages + [sms]:
         assert schema_errors(m) == [], m
@@ -86,7 +80,7 @@ async def test_modem_reports_minus_125_dbm_so_the_call_ends_and_the_modem_texts_
         assert outcome["outcome"] == "poor_signal_hangup", daemon.log()
         assert outcome["window"].count(-125.0) >= 3
         assert (outcome["sms"]["route"], outcome["sms"]["sent"]) == ("modem", True)
-        messages = call_messages(office, outcome["call_id"])
+        messages = office.call_messages(outcome["call_id"])
         quality = [s for m in messages if m.get("type") == "quality" for s in m["samples"]]
         assert quality and {s["source"] for s in quality} == {"modem"}
         ((command, body),) = modem.sms
@@ -133,7 +127,7 @@ async def test_without_a_signal_source_a_lossy_rtp_stream_triggers_the_poor_sign
     peer.send(cmd="call", to=APPLIANCE, play=str(speech), loop=True)
     outcome = await office.wait_for("outcomes", timeout=60)
     assert outcome["outcome"] == "poor_signal_hangup", daemon.log()
-    messages = call_messages(office, outcome["call_id"])
+    messages = office.call_messages(outcome["call_id"])
     quality = [s for m in messages if m.get("type") == "quality" for s in m["samples"]]
     assert {s["source"] for s in quality if s["dbm"] is not None} == {"rtp"}
     assert sum(s is not None and s < -120 for s in outcome["window"]) >= 3
@@ -159,7 +153,7 @@ async def test_a_normal_call_is_understood_and_completed(running, caller, tmp_pa
         headers={"X-Signal-Strength": "-85"},
     )
     outcome = await office.wait_for("outcomes", timeout=90)
-    turns = [m for m in call_messages(office, outcome["call_id"]) if m.get("type") == "turn"]
+    turns = [m for m in office.call_messages(outcome["call_id"]) if m.get("type") == "turn"]
     assert outcome["outcome"] == "completed", (turns, daemon.log())
     assert outcome["final_intent"] == 1 and outcome["final_emotion"] == 1
     assert len(turns) >= 2
@@ -167,7 +161,7 @@ async def test_a_normal_call_is_understood_and_completed(running, caller, tmp_pa
     assert turns[-1]["emotion"]["sources"] == ["text"]
     assert turns[-1]["reply"]["situation"] == "closing"
     started = next(
-        m for m in call_messages(office, outcome["call_id"]) if m.get("type") == "call.started"
+        m for m in office.call_messages(outcome["call_id"]) if m.get("type") == "call.started"
     )
     assert (started["direction"], started["remote"], started["language"]) == (
         "inbound",
@@ -201,7 +195,7 @@ async def test_interest_then_frustration_is_transferred_to_the_human_agent(
         headers={"X-Signal-Strength": "-80"},
     )
     outcome = await office.wait_for("outcomes", timeout=120)
-    messages = call_messages(office, outcome["call_id"])
+    messages = office.call_messages(outcome["call_id"])
     turns = [m for m in messages if m.get("type") == "turn"]
     assert outcome["outcome"] == "transferred", ([t["utterance"] for t in turns], daemon.log())
     assert outcome["target"] == AGENT

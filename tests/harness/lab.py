@@ -27,6 +27,7 @@ from typing import Any
 import aiomqtt
 import yaml
 
+from edgecall.mqtt.topics import call_level
 from tests.sip.sip_helpers import make_wav
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,6 +155,7 @@ class DaemonProcess:
         self.notify = notify
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ignored_sigterm = False
 
     def start(self) -> None:
         env = {
@@ -186,8 +188,24 @@ class DaemonProcess:
     def log(self, lines: int = 40) -> str:
         return tail_lines(self.log_path, lines)
 
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return self.proc.returncode
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"daemon still running after {timeout:.0f} s:\n{self.log()}")
+
     def stop(self, timeout: float = 40) -> int | None:
-        """SIGTERM (the daemon ends calls and flushes its outbox), SIGKILL its group if stuck."""
+        """SIGTERM (the daemon ends calls and flushes its outbox), SIGKILL its group if stuck.
+
+        A daemon that ignores SIGTERM first gets SIGUSR1, which writes every thread's stack
+        to its log, so the reason is on record; `ignored_sigterm` is then True."""
         proc = self.proc
         if proc is None:
             return None
@@ -196,6 +214,9 @@ class DaemonProcess:
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.ignored_sigterm = True
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
@@ -242,7 +263,12 @@ class HeadOffice:
         return [b for t, b, _ in self.messages if t == f"{self.prefix}/{suffix}"]
 
     def call_events(self, call_id: str) -> list[dict[str, Any]]:
-        return self.on(f"calls/{call_id}/events")
+        return self.on(f"calls/{call_level(call_id)}/events")
+
+    def call_messages(self, call_id: str) -> list[dict[str, Any]]:
+        """A call's events and its outcome, as head office files them."""
+        outcome = [o for o in self.on("outcomes") if o.get("call_id") == call_id]
+        return self.call_events(call_id) + outcome
 
     async def wait_for(
         self, suffix: str, where: Callable[[dict], bool] = lambda b: True, timeout: float = 60
