@@ -177,14 +177,18 @@ def cross_validate(feats: np.ndarray, speakers: np.ndarray, labels: np.ndarray):
         clean = predict(model, feats[test][:, 0]).argmax(1)
         phone = predict(model, feats[test][:, -1]).argmax(1)
         yt = labels[test]
-        folds.append({
-            "speakers": list(pair),
-            "clean": scores(yt, clean),
-            "telephone": scores(yt, phone),
-        })
+        folds.append(
+            {
+                "speakers": list(pair),
+                "clean": scores(yt, clean),
+                "telephone": scores(yt, phone),
+            }
+        )
         c, t = folds[-1]["clean"], folds[-1]["telephone"]
-        print(f"fold {pair}: clean acc {c['accuracy']:.3f} F1 {c['macro_f1']:.3f} | "
-              f"telephone acc {t['accuracy']:.3f} F1 {t['macro_f1']:.3f}")
+        print(
+            f"fold {pair}: clean acc {c['accuracy']:.3f} F1 {c['macro_f1']:.3f} | "
+            f"telephone acc {t['accuracy']:.3f} F1 {t['macro_f1']:.3f}"
+        )
         all_y.append(yt)
         all_clean.append(clean)
         all_phone.append(phone)
@@ -205,13 +209,22 @@ def export(model: EmotionMLP, path_fp32: Path, path_int8: Path) -> None:
 
     dummy = torch.zeros(1, ef.N_FEATURES)
     torch.onnx.export(
-        model, (dummy,), str(path_fp32), input_names=["features"], output_names=["probabilities"],
-        dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
+        model,
+        (dummy,),
+        str(path_fp32),
+        input_names=["features"],
+        output_names=["probabilities"],
+        dynamic_axes={"features": {0: "batch"}, "probabilities": {0: "batch"}},
+        opset_version=17,
         dynamo=False,
     )
     proto = onnx.load(str(path_fp32))
-    meta = {"labels": ",".join(LABELS), "feature_version": ef.FEATURE_VERSION,
-            "sample_rate": str(ef.SAMPLE_RATE), "features": ",".join(ef.FEATURE_NAMES)}
+    meta = {
+        "labels": ",".join(LABELS),
+        "feature_version": ef.FEATURE_VERSION,
+        "sample_rate": str(ef.SAMPLE_RATE),
+        "features": ",".join(ef.FEATURE_NAMES),
+    }
     for key, value in meta.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, value
@@ -225,7 +238,8 @@ def export_tflite(model: EmotionMLP, path: Path) -> None:
     from litert_torch.generative.quantize import quant_recipes
 
     edge = litert_torch.convert(
-        model.eval(), (torch.zeros(1, ef.N_FEATURES),),
+        model.eval(),
+        (torch.zeros(1, ef.N_FEATURES),),
         quant_config=quant_recipes.full_dynamic_recipe(),
     )
     edge.export(str(path))
@@ -261,10 +275,16 @@ def ravdess_check(path: Path) -> dict:
         x = load_16k(wav)
         clean = onnx_predict(path, ef.extract(x).vector[None])[0]
         phone = onnx_predict(path, ef.extract(eval_channel(x, int(code))).vector[None])[0]
-        rows.append({"file": wav.name, "code": code,
-                     "expected": LABELS[RAVDESS_MAP[code]] if code in RAVDESS_MAP else None,
-                     "clean": LABELS[int(clean.argmax())], "telephone": LABELS[int(phone.argmax())],
-                     "clean_score": round(float(clean[2] - clean[0]), 3)})
+        rows.append(
+            {
+                "file": wav.name,
+                "code": code,
+                "expected": LABELS[RAVDESS_MAP[code]] if code in RAVDESS_MAP else None,
+                "clean": LABELS[int(clean.argmax())],
+                "telephone": LABELS[int(phone.argmax())],
+                "clean_score": round(float(clean[2] - clean[0]), 3),
+            }
+        )
     scored = [r for r in rows if r["expected"]]
     return {
         "clips": rows,
@@ -284,9 +304,11 @@ def main() -> None:
     files, speakers, labels = emodb_table()
     feats = features(files, args.workers)
     folds, overall, majority, model = cross_validate(feats, speakers, labels)
-    print(f"overall clean {overall['clean']['accuracy']:.3f}/{overall['clean']['macro_f1']:.3f} "
-          f"telephone {overall['telephone']['accuracy']:.3f}/{overall['telephone']['macro_f1']:.3f}"
-          f" (majority class acc {majority['accuracy']:.3f} F1 {majority['macro_f1']:.3f})")
+    print(
+        f"overall clean {overall['clean']['accuracy']:.3f}/{overall['clean']['macro_f1']:.3f} "
+        f"telephone {overall['telephone']['accuracy']:.3f}/{overall['telephone']['macro_f1']:.3f}"
+        f" (majority class acc {majority['accuracy']:.3f} F1 {majority['macro_f1']:.3f})"
+    )
 
     fp32, int8 = WORK / "acoustic_fp32.onnx", HERE / "acoustic_int8.onnx"
     export(model, fp32, int8)
@@ -304,34 +326,42 @@ def main() -> None:
         shipped[name]["tflite_accuracy"] = round(float(np.mean(pt == yh)), 4)
         shipped[name]["tflite_onnx_int8_agreement"] = round(float(np.mean(pt == p8)), 4)
     ravdess = ravdess_check(int8)
-    print(f"shipped int8 on held-out speakers {HOLDOUT}: clean {shipped['clean']['accuracy']:.3f}"
-          f" telephone {shipped['telephone']['accuracy']:.3f}; RAVDESS clean "
-          f"{ravdess['clean_correct']}/{ravdess['scored']}, telephone "
-          f"{ravdess['telephone_correct']}/{ravdess['scored']}")
+    print(
+        f"shipped int8 on held-out speakers {HOLDOUT}: clean {shipped['clean']['accuracy']:.3f}"
+        f" telephone {shipped['telephone']['accuracy']:.3f}; RAVDESS clean "
+        f"{ravdess['clean_correct']}/{ravdess['scored']}, telephone "
+        f"{ravdess['telephone_correct']}/{ravdess['scored']}"
+    )
     metrics = {
         "labels": list(LABELS),
         "protocol": "5 folds of 2 held-out speakers; 'telephone' = band-pass 300-3400 Hz, "
-                    "8 kHz, G.711 mu-law, noise at 10-30 dB SNR",
+        "8 kHz, G.711 mu-law, noise at 10-30 dB SNR",
         "folds": folds,
         "overall": overall,
         "majority_baseline": {"accuracy": majority["accuracy"], "macro_f1": majority["macro_f1"]},
-        "shipped_model": {"trained_on_speakers": sorted(set(speakers) - set(HOLDOUT)),
-                          "held_out_speakers": list(HOLDOUT), **shipped},
+        "shipped_model": {
+            "trained_on_speakers": sorted(set(speakers) - set(HOLDOUT)),
+            "held_out_speakers": list(HOLDOUT),
+            **shipped,
+        },
         "ravdess_sample": ravdess,
         "training_seconds": round(time.time() - t0, 1),
     }
     (WORK / "acoustic_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     source = {
         "dataset": "Berlin Database of Emotional Speech (Emo-DB), Burkhardt et al., "
-                   "Interspeech 2005, TU Berlin",
+        "Interspeech 2005, TU Berlin",
         "copy_used": "GitHub sylaschacko/voice-emotion-analysis at commit "
-                     "4b0f64c947b84beb43c8b1a7e7a6597a04902f02 (535 files, 22,050 Hz)",
+        "4b0f64c947b84beb43c8b1a7e7a6597a04902f02 (535 files, 22,050 Hz)",
         "terms": "research database published by TU Berlin (Institute of Speech and "
-                 "Communication); freely downloadable, users are asked to cite Burkhardt et al. "
-                 "2005; no licence text grants commercial use of derived models: see MODEL_CARD.md",
+        "Communication); freely downloadable, users are asked to cite Burkhardt et al. "
+        "2005; no licence text grants commercial use of derived models: see MODEL_CARD.md",
         "feature_version": ef.FEATURE_VERSION,
-        "mapping": {"negative": "W anger, E disgust, A fear, T sadness",
-                    "neutral": "N neutral, L boredom", "positive": "F happiness"},
+        "mapping": {
+            "negative": "W anger, E disgust, A fear, T sadness",
+            "neutral": "N neutral, L boredom",
+            "positive": "F happiness",
+        },
         "command": "make -C models/emotion acoustic (torch==2.13.0 CPU)",
     }
     update(["acoustic_int8.onnx", "acoustic_int8.tflite"], source, metrics, "acoustic")

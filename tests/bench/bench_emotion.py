@@ -51,10 +51,16 @@ def measure(backend: str, threads: int) -> dict:
         if total >= 160000:
             break
     x16 = np.concatenate(pieces)[:160000]
-    cases = {"16k": ((x16 * 32767).astype(np.int16), 16000),
-             "8k": ((ef.resample(x16, 16000, 8000) * 32767).astype(np.int16), 8000)}
-    result = {"backend": backend, "threads": threads, "acoustic_load_s": load_s,
-              "acoustic_rss_mb": rss_loaded - rss_before}
+    cases = {
+        "16k": ((x16 * 32767).astype(np.int16), 16000),
+        "8k": ((ef.resample(x16, 16000, 8000) * 32767).astype(np.int16), 8000),
+    }
+    result = {
+        "backend": backend,
+        "threads": threads,
+        "acoustic_load_s": load_s,
+        "acoustic_rss_mb": rss_loaded - rss_before,
+    }
     for name, (pcm, rate) in cases.items():
         times = []
         for _ in range(7):
@@ -73,8 +79,10 @@ def measure(backend: str, threads: int) -> dict:
 
     text = TextEmotion(REPO / "models" / "emotion", lexicon={"too expensive": -0.6, "太贵": -0.6})
     result["text_load_s"] = time.perf_counter() - t0
-    for lang, sentence in (("zh", "这个价格太贵了，我要考虑一下，你们有没有便宜一点的套餐"),
-                           ("en", "That's way too expensive, do you have a cheaper plan for me?")):
+    for lang, sentence in (
+        ("zh", "这个价格太贵了，我要考虑一下，你们有没有便宜一点的套餐"),
+        ("en", "That's way too expensive, do you have a cheaper plan for me?"),
+    ):
         start = time.perf_counter()
         for _ in range(200):
             text.estimate(sentence, lang)
@@ -90,25 +98,52 @@ def main() -> None:
     rows = []
     for backend in ("onnx", "tflite"):
         for threads in (1, 2):
-            out = subprocess.run([sys.executable, __file__, "--child", backend, str(threads)],
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", backend, str(threads)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"emotion models on {os.cpu_count()} cores (shared), Python {sys.version.split()[0]}")
-    header = ("backend", "threads", "acoustic load s", "RTF 16k", "RTF 8k", "model ms",
-              "text load s",
-              "zh ms", "en ms", "RSS MB", "peak MB")
+    header = (
+        "backend",
+        "threads",
+        "acoustic load s",
+        "RTF 16k",
+        "RTF 8k",
+        "model ms",
+        "text load s",
+        "zh ms",
+        "en ms",
+        "RSS MB",
+        "peak MB",
+    )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for r in rows:
-        print(" | ".join([
-            r["backend"], str(r["threads"]), f"{r['acoustic_load_s']:.3f}", f"{r['rtf_16k']:.4f}",
-            f"{r['rtf_8k']:.4f}", f"{r['model_run_ms']:.3f}", f"{r['text_load_s']:.3f}",
-            f"{r['text_zh_ms']:.3f}", f"{r['text_en_ms']:.3f}", f"{r['rss_total_mb']:.0f}",
-            f"{r['rss_peak_mb']:.0f}",
-        ]))
-    print("RTF: seconds of processing per second of audio (10 s utterance, features + model); "
-          "model ms: the network alone; RSS: whole process after loading the acoustic and "
-          "text models and running them")
+        print(
+            " | ".join(
+                [
+                    r["backend"],
+                    str(r["threads"]),
+                    f"{r['acoustic_load_s']:.3f}",
+                    f"{r['rtf_16k']:.4f}",
+                    f"{r['rtf_8k']:.4f}",
+                    f"{r['model_run_ms']:.3f}",
+                    f"{r['text_load_s']:.3f}",
+                    f"{r['text_zh_ms']:.3f}",
+                    f"{r['text_en_ms']:.3f}",
+                    f"{r['rss_total_mb']:.0f}",
+                    f"{r['rss_peak_mb']:.0f}",
+                ]
+            )
+        )
+    print(
+        "RTF: seconds of processing per second of audio (10 s utterance, features + model); "
+        "model ms: the network alone; RSS: whole process after loading the acoustic and "
+        "text models and running them"
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def rtp_missing(s: QualitySample) -> float:
     return lost + s.rx_packets * s.discard_pct / 100
 
 
-async def next_event(tel: Telephony, kind: type | tuple[type, ...], timeout: float = 20.0,
-                     where=None):
+async def next_event(
+    tel: Telephony, kind: type | tuple[type, ...], timeout: float = 20.0, where=None
+):
     deadline = time.monotonic() + timeout
     while True:
         ev = await asyncio.wait_for(tel.events.get(), max(0.01, deadline - time.monotonic()))
@@ -65,8 +66,9 @@ async def next_event(tel: Telephony, kind: type | tuple[type, ...], timeout: flo
             return ev
 
 
-async def consume(queue: asyncio.Queue, counts: dict[str, int], key: str,
-                  stop: asyncio.Event) -> None:
+async def consume(
+    queue: asyncio.Queue, counts: dict[str, int], key: str, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         try:
             item = await asyncio.wait_for(queue.get(), 0.5)
@@ -78,8 +80,9 @@ async def consume(queue: asyncio.Queue, counts: dict[str, int], key: str,
             counts[key] += 1
 
 
-async def level(tel: Telephony, peer: SipPeer, wav: Path, n: int, seconds: float,
-                base_rss: float) -> dict:
+async def level(
+    tel: Telephony, peer: SipPeer, wav: Path, n: int, seconds: float, base_rss: float
+) -> dict:
     peer.send(cmd="mode", mode="answer")
     for _ in range(n):
         peer.send(cmd="call", to=APPLIANCE_EXT, play=str(wav), loop=True)
@@ -126,8 +129,9 @@ async def level(tel: Telephony, peer: SipPeer, wav: Path, n: int, seconds: float
     ended: set[str] = set()
     with contextlib.suppress(TimeoutError):
         while len(ended) < n:
-            ev = await next_event(tel, CallStateChanged, timeout=10,
-                                  where=lambda e: e.state == "disconnected")
+            ev = await next_event(
+                tel, CallStateChanged, timeout=10, where=lambda e: e.state == "disconnected"
+            )
             ended.add(ev.call_id)
     await asyncio.sleep(1.0)
     return {
@@ -149,16 +153,26 @@ async def main() -> None:
     levels = [int(x) for x in opts.levels.split(",")]
     with tempfile.TemporaryDirectory() as tmp, Kamailio() as kam:
         d = Path(tmp)
-        wav = make_wav(d / "speech.wav", "Hello, I am calling about my order. It has not "
-                       "arrived yet and I would like to know where it is, please.")
+        wav = make_wav(
+            d / "speech.wav",
+            "Hello, I am calling about my order. It has not "
+            "arrived yet and I would like to know where it is, please.",
+        )
         secret = d / "pw"
         secret.write_text(kam.users[APPLIANCE_EXT])
         base = random.randrange(30000, 50000, 400)
-        cfg = SipConfig(registrar=kam.uri, extension=APPLIANCE_EXT,
-                        password=SecretRef(file=secret), local_port=0,
-                        bind_address="127.0.0.1", rtp_port_min=base,
-                        rtp_port_max=base + 399, agent_target="1003",
-                        max_concurrent_calls=max(levels), codecs=["G722", "PCMU"])
+        cfg = SipConfig(
+            registrar=kam.uri,
+            extension=APPLIANCE_EXT,
+            password=SecretRef(file=secret),
+            local_port=0,
+            bind_address="127.0.0.1",
+            rtp_port_min=base,
+            rtp_port_max=base + 399,
+            agent_target="1003",
+            max_concurrent_calls=max(levels),
+            codecs=["G722", "PCMU"],
+        )
         tel = Telephony(cfg)
         await tel.start()
         peer = SipPeer(kam.uri, "1002", kam.users["1002"], rtp_port=base + 2000)
@@ -167,13 +181,18 @@ async def main() -> None:
             await asyncio.sleep(1.0)
             base_rss = rss_mb()
             print(f"idle RSS of the telephony process: {base_rss:.1f} MB")
-            print(f"{'calls':>5} {'frames/s':>9} {'loss %':>7} {'min MOS':>8} "
-                  f"{'CPU s/call-min':>15} {'CPU %':>6} {'RSS MB/call':>12}")
+            print(
+                f"{'calls':>5} {'frames/s':>9} {'loss %':>7} {'min MOS':>8} "
+                f"{'CPU s/call-min':>15} {'CPU %':>6} {'RSS MB/call':>12}"
+            )
             for n in levels:
                 r = await level(tel, peer, wav, n, opts.seconds, base_rss)
-                print(f"{r['calls']:>5} {r['frames_s']:>9.1f} {r['loss_pct']:>7.2f} "
-                      f"{r['mos']:>8.2f} {r['cpu_per_call_min']:>15.2f} {r['cpu_pct']:>6.1f} "
-                      f"{r['rss_per_call']:>12.2f}", flush=True)
+                print(
+                    f"{r['calls']:>5} {r['frames_s']:>9.1f} {r['loss_pct']:>7.2f} "
+                    f"{r['mos']:>8.2f} {r['cpu_per_call_min']:>15.2f} {r['cpu_pct']:>6.1f} "
+                    f"{r['rss_per_call']:>12.2f}",
+                    flush=True,
+                )
                 if r["loss_pct"] >= 1.0:
                     print(f"loss reached 1% at {n} calls")
                     break

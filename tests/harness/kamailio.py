@@ -27,8 +27,20 @@ from pathlib import Path
 
 KAMAILIO = "/usr/sbin/kamailio"
 _MODULES = (
-    "tm", "tmx", "sl", "rr", "pv", "maxfwd", "textops", "siputils", "xlog", "sanity",
-    "usrloc", "registrar", "auth", "htable",
+    "tm",
+    "tmx",
+    "sl",
+    "rr",
+    "pv",
+    "maxfwd",
+    "textops",
+    "siputils",
+    "xlog",
+    "sanity",
+    "usrloc",
+    "registrar",
+    "auth",
+    "htable",
 )
 
 
@@ -159,9 +171,24 @@ class Kamailio:
             raise RuntimeError("kamailio already running")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
-            [KAMAILIO, "-DD", "-E", "-f", str(self.config_path), "-Y", str(self._dir),
-             "-m", "32", "-M", "4", "-w", str(self._dir)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                KAMAILIO,
+                "-DD",
+                "-E",
+                "-f",
+                str(self.config_path),
+                "-Y",
+                str(self._dir),
+                "-m",
+                "32",
+                "-M",
+                "4",
+                "-w",
+                str(self._dir),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout

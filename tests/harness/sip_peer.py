@@ -46,18 +46,49 @@ from typing import Any
 class SipPeer:
     """A running sip_peer process: send commands, await events."""
 
-    def __init__(self, registrar: str, user: str, password: str, *, rtp_port: int,
-                 mode: str = "answer", tx_drop_pct: int = 0, codecs: str = "G722,PCMA,PCMU",
-                 register: bool = True, log_path: Path | None = None) -> None:
-        args = [sys.executable, __file__, "--registrar", registrar, "--user", user,
-                "--password", password, "--rtp-port", str(rtp_port), "--mode", mode,
-                "--tx-drop-pct", str(tx_drop_pct), "--codecs", codecs]
+    def __init__(
+        self,
+        registrar: str,
+        user: str,
+        password: str,
+        *,
+        rtp_port: int,
+        mode: str = "answer",
+        tx_drop_pct: int = 0,
+        codecs: str = "G722,PCMA,PCMU",
+        register: bool = True,
+        log_path: Path | None = None,
+    ) -> None:
+        args = [
+            sys.executable,
+            __file__,
+            "--registrar",
+            registrar,
+            "--user",
+            user,
+            "--password",
+            password,
+            "--rtp-port",
+            str(rtp_port),
+            "--mode",
+            mode,
+            "--tx-drop-pct",
+            str(tx_drop_pct),
+            "--codecs",
+            codecs,
+        ]
         if not register:
             args.append("--no-register")
         self.user = user
         self._stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            bufsize=1,
+        )
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -77,8 +108,12 @@ class SipPeer:
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
 
-    async def wait(self, event: str, timeout: float = 10.0,
-                   where: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    async def wait(
+        self,
+        event: str,
+        timeout: float = 10.0,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
         """Next event named `event` (matching `where`), from those not yet consumed."""
         for ev in self.seen:
             if ev["event"] == event and (where is None or where(ev)):
@@ -96,8 +131,10 @@ class SipPeer:
             if ev["event"] == event and (where is None or where(ev)):
                 return ev
             self.seen.append(ev)
-        raise TimeoutError(f"sip_peer {self.user}: no {event!r} event in {timeout}s "
-                           f"(saw {[e['event'] for e in self.seen][-10:]})")
+        raise TimeoutError(
+            f"sip_peer {self.user}: no {event!r} event in {timeout}s "
+            f"(saw {[e['event'] for e in self.seen][-10:]})"
+        )
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -163,16 +200,25 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
         ep.codecSetPriority(info.codecId, 250 - wanted.index(name) if name in wanted else 0)
 
     state = {"mode": opts.mode, "play": None, "record_dir": None}
-    state_names = {getattr(pj, f"PJSIP_INV_STATE_{n}"): n for n in (
-        "CALLING", "INCOMING", "EARLY", "CONNECTING", "CONFIRMED", "DISCONNECTED")}
+    state_names = {
+        getattr(pj, f"PJSIP_INV_STATE_{n}"): n
+        for n in ("CALLING", "INCOMING", "EARLY", "CONNECTING", "CONFIRMED", "DISCONNECTED")
+    }
     calls: dict[int, Any] = {}
     later: list[tuple[float, Callable[[], None]]] = []
     counter = iter(range(1, 10_000))
 
     class PeerCall(pj.Call):
-        def __init__(self, acc: Any, call_id: int = pj.PJSUA_INVALID_ID, *, play: str | None,
-                     play_delay: float = 0.0, record: str | None = None,
-                     loop: bool = False) -> None:
+        def __init__(
+            self,
+            acc: Any,
+            call_id: int = pj.PJSUA_INVALID_ID,
+            *,
+            play: str | None,
+            play_delay: float = 0.0,
+            record: str | None = None,
+            loop: bool = False,
+        ) -> None:
             super().__init__(acc, call_id)
             self.n = next(counter)
             self.play, self.play_delay, self.record = play, play_delay, record
@@ -195,9 +241,14 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
 
         def onCallState(self, prm: Any) -> None:  # noqa: N802
             ci = self.getInfo()
-            _emit(event="state", id=self.n, state=state_names.get(ci.state, "?"),
-                  code=ci.lastStatusCode,
-                  reason=ci.lastReason, call_id=ci.callIdString)
+            _emit(
+                event="state",
+                id=self.n,
+                state=state_names.get(ci.state, "?"),
+                code=ci.lastStatusCode,
+                reason=ci.lastReason,
+                call_id=ci.callIdString,
+            )
             if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
                 # drop it now: a pjsua2 Call destroyed after its slot was reused would
                 # hang up the new call in that slot
@@ -226,11 +277,16 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
                         self.aud.startTransmit(self.recorder)
                     if first and self.play:
                         wav = self.play
-                        later.append((time.monotonic() + self.play_delay,
-                                      lambda wav=wav: self.start_play(wav, self.loop)))
+                        later.append(
+                            (
+                                time.monotonic() + self.play_delay,
+                                lambda wav=wav: self.start_play(wav, self.loop),
+                            )
+                        )
                     si = self.getStreamInfo(mi.index)
-                    _emit(event="media", id=self.n, codec=si.codecName,
-                          remote_rtp=si.remoteRtpAddress)
+                    _emit(
+                        event="media", id=self.n, codec=si.codecName, remote_rtp=si.remoteRtpAddress
+                    )
 
         def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
             _emit(event="transfer_request", id=self.n, to=prm.dstUri)
@@ -241,8 +297,12 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
 
     class PeerAccount(pj.Account):
         def onRegState(self, prm: Any) -> None:  # noqa: N802
-            _emit(event="reg", code=prm.code, active=self.getInfo().regIsActive,
-                  expires=prm.expiration)
+            _emit(
+                event="reg",
+                code=prm.code,
+                active=self.getInfo().regIsActive,
+                expires=prm.expiration,
+            )
 
         def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
             rec = None
@@ -254,19 +314,24 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
             for line in prm.rdata.wholeMsg.split("\r\n\r\n")[0].splitlines()[1:]:
                 name, _, value = line.partition(":")
                 hdrs[name.strip()] = value.strip()
-            _emit(event="incoming", id=call.n, remote=ci.remoteUri, headers=hdrs,
-                  call_id=ci.callIdString)
+            _emit(
+                event="incoming",
+                id=call.n,
+                remote=ci.remoteUri,
+                headers=hdrs,
+                call_id=ci.callIdString,
+            )
             op = pj.CallOpParam()
             op.statusCode = {"answer": 200, "busy": 486, "ignore": 180, "decline": 603}[
-                state["mode"]]
+                state["mode"]
+            ]
             if op.statusCode >= 300:
                 call.hangup(op)
             else:
                 call.answer(op)
 
         def onInstantMessage(self, prm: Any) -> None:  # noqa: N802
-            _emit(event="message", frm=prm.fromUri, body=prm.msgBody,
-                  content_type=prm.contentType)
+            _emit(event="message", frm=prm.fromUri, body=prm.msgBody, content_type=prm.contentType)
 
         def onInstantMessageStatus(self, prm: Any) -> None:  # noqa: N802
             _emit(event="message_status", code=prm.code, reason=prm.reason)
@@ -300,8 +365,13 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
         if name == "quit":
             return False
         if name == "call":
-            c = PeerCall(acc, play=cmd.get("play"), play_delay=cmd.get("play_delay", 0.0),
-                         record=cmd.get("record"), loop=cmd.get("loop", False))
+            c = PeerCall(
+                acc,
+                play=cmd.get("play"),
+                play_delay=cmd.get("play_delay", 0.0),
+                record=cmd.get("record"),
+                loop=cmd.get("loop", False),
+            )
             c.makeCall(target(cmd["to"]), headers_of(cmd.get("headers")))
             _emit(event="calling", id=c.n, call_id=c.getInfo().callIdString)
         elif name == "mode":

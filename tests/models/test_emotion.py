@@ -34,14 +34,35 @@ RAVDESS_MAP = {"01": 1, "02": 1, "03": 2, "04": 0, "05": 0, "06": 0, "07": 0}
 
 # the example domain lexicon proposed for config.yaml (rules.emotion.lexicon)
 CALL_LEXICON = {
-    "too expensive": -0.6, "too high": -0.5, "can't afford": -0.6, "not interested": -0.7,
-    "stop calling": -0.8, "cancel": -0.5, "refund": -0.4, "complain": -0.5, "rip-off": -0.8,
-    "switching to": -0.5, "waiting for": -0.3, "sign up": 0.6, "sign me up": 0.7,
-    "go ahead": 0.5, "interested": 0.4, "good deal": 0.6, "cheaper": 0.4, "reasonable": 0.4,
-    "太贵": -0.6, "不需要": -0.6, "没兴趣": -0.7, "别再打": -0.8, "投诉": -0.6, "退款": -0.4,
-    "便宜": 0.4, "划算": 0.5, "可以办理": 0.6, "感兴趣": 0.5,
+    "too expensive": -0.6,
+    "too high": -0.5,
+    "can't afford": -0.6,
+    "not interested": -0.7,
+    "stop calling": -0.8,
+    "cancel": -0.5,
+    "refund": -0.4,
+    "complain": -0.5,
+    "rip-off": -0.8,
+    "switching to": -0.5,
+    "waiting for": -0.3,
+    "sign up": 0.6,
+    "sign me up": 0.7,
+    "go ahead": 0.5,
+    "interested": 0.4,
+    "good deal": 0.6,
+    "cheaper": 0.4,
+    "reasonable": 0.4,
+    "太贵": -0.6,
+    "不需要": -0.6,
+    "没兴趣": -0.7,
+    "别再打": -0.8,
+    "投诉": -0.6,
+    "退款": -0.4,
+    "便宜": 0.4,
+    "划算": 0.5,
+    "可以办理": 0.6,
+    "感兴趣": 0.5,
 }
-
 
 
 def _training_module(name: str) -> ModuleType:
@@ -95,8 +116,9 @@ def manifest() -> dict:
 def test_committed_model_on_held_out_speakers(model, emodb_files, manifest):
     """The shipped model never saw these speakers: clean 22 kHz and 8 kHz G.711 telephone."""
     held_out = manifest["metrics"]["acoustic"]["shipped_model"]["held_out_speakers"]
-    assert not set(held_out) & set(manifest["metrics"]["acoustic"]["shipped_model"][
-        "trained_on_speakers"])
+    assert not set(held_out) & set(
+        manifest["metrics"]["acoustic"]["shipped_model"]["trained_on_speakers"]
+    )
     y, clean, phone = [], [], []
     for index, path in enumerate(emodb_files):
         if path.name[:2] not in held_out:
@@ -195,7 +217,9 @@ def test_garbage_model_listed_in_manifest_is_refused(tmp_path):
 
     manifest = json.loads((target / "manifest.json").read_text())
     manifest["files"]["acoustic_int8.onnx"] = {
-        "sha256": sha256_of(target / "acoustic_int8.onnx"), "bytes": 17}
+        "sha256": sha256_of(target / "acoustic_int8.onnx"),
+        "bytes": 17,
+    }
     (target / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
         AcousticEmotion(target)
@@ -219,7 +243,8 @@ def test_tflite_backend_agrees_with_onnx(model, emodb_files):
         a, b = model.estimate(audio, sr), lite.estimate(audio, sr)
         assert a.score == pytest.approx(b.score, abs=0.15)
         same += max(a.probabilities, key=a.probabilities.get) == max(
-            b.probabilities, key=b.probabilities.get)
+            b.probabilities, key=b.probabilities.get
+        )
         n += 1
     assert same / n >= 0.9  # measured 99 % agreement on held-out speakers
 
@@ -234,7 +259,10 @@ def test_altered_text_model_is_refused(tmp_path):
 
 def test_manifest_lists_sources_and_metrics(manifest):
     assert set(manifest["files"]) == {
-        "acoustic_int8.onnx", "acoustic_int8.tflite", "text_zh_nb.json"}
+        "acoustic_int8.onnx",
+        "acoustic_int8.tflite",
+        "text_zh_nb.json",
+    }
     assert "TU Berlin" in manifest["source"]["acoustic"]["dataset"]
     assert manifest["source"]["text_zh"]["license"].startswith("MIT")
     assert len(manifest["metrics"]["acoustic"]["folds"]) == 5
@@ -320,8 +348,10 @@ def test_chinese_held_out_accuracy(text):
     _, _, test = _text_training.split(rows)
     bare = TextEmotion(zh_model_dir=MODEL_DIR)
     scores = [bare.estimate(t, "zh") for t, _ in test]
-    correct = sum((s or 0.0) > 0 and y == 1 or (s or 0.0) <= 0 and y == 0
-                  for s, (_, y) in zip(scores, test, strict=True))
+    correct = sum(
+        (s or 0.0) > 0 and y == 1 or (s or 0.0) <= 0 and y == 0
+        for s, (_, y) in zip(scores, test, strict=True)
+    )
     assert len(test) > 1500
     assert correct / len(test) >= 0.75  # measured 0.795; majority class 0.527
 

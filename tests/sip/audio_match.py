@@ -27,19 +27,24 @@ def best_lag(ref: np.ndarray, got: np.ndarray) -> int:
     size = 1 << (n - 1).bit_length()
     xc = np.fft.irfft(np.fft.rfft(got, size) * np.conj(np.fft.rfft(ref, size)), size)
     lags = np.concatenate([np.arange(0, len(got)), np.arange(-len(ref) + 1, 0)])
-    values = np.concatenate([xc[: len(got)], xc[size - len(ref) + 1:]])
+    values = np.concatenate([xc[: len(got)], xc[size - len(ref) + 1 :]])
     return int(lags[int(np.argmax(values))])
 
 
-def window_correlations(ref: np.ndarray, got: np.ndarray, win_s: float = 0.5,
-                        slack_s: float = 0.03, min_rms: float = 300.0) -> list[float]:
+def window_correlations(
+    ref: np.ndarray,
+    got: np.ndarray,
+    win_s: float = 0.5,
+    slack_s: float = 0.03,
+    min_rms: float = 300.0,
+) -> list[float]:
     """For each voiced 0.5 s window of ref, the best normalised correlation with got
     after a global alignment, allowing +-slack for jitter-buffer adjustments."""
     lag = best_lag(ref, got)
     win, slack = int(win_s * RATE), int(slack_s * RATE)
     scores: list[float] = []
     for start in range(0, len(ref) - win + 1, win):
-        r = ref[start: start + win]
+        r = ref[start : start + win]
         if np.sqrt(np.mean(r * r)) < min_rms:
             continue
         best = 0.0
@@ -47,7 +52,7 @@ def window_correlations(ref: np.ndarray, got: np.ndarray, win_s: float = 0.5,
             s = start + lag + d
             if s < 0 or s + win > len(got):
                 continue
-            g = got[s: s + win]
+            g = got[s : s + win]
             denom = np.linalg.norm(r) * np.linalg.norm(g)
             if denom > 0:
                 best = max(best, float(np.dot(r, g) / denom))

@@ -21,10 +21,16 @@ from tests.sip.sip_helpers import APPLIANCE_EXT, Events, make_wav, rtp_base
 def wavs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("wavs")
     return {
-        "speech": make_wav(d / "speech.wav", "Hello, I am calling about my order. It has "
-                           "not arrived yet and I would like to know where it is."),
-        "prompt": make_wav(d / "prompt.wav", "Thank you for calling. Please hold while "
-                           "we connect you to the next available agent. Your call matters."),
+        "speech": make_wav(
+            d / "speech.wav",
+            "Hello, I am calling about my order. It has "
+            "not arrived yet and I would like to know where it is.",
+        ),
+        "prompt": make_wav(
+            d / "prompt.wav",
+            "Thank you for calling. Please hold while "
+            "we connect you to the next available agent. Your call matters.",
+        ),
         "short": make_wav(d / "short.wav", "Yes, please."),
     }
 
@@ -44,19 +50,26 @@ def sip_config(kamailio: Kamailio, tmp_path: Path) -> Callable[..., SipConfig]:
         secret.write_text(password if password is not None else kamailio.users[APPLIANCE_EXT])
         base = rtp_base()
         fields: dict[str, Any] = {
-            "registrar": kamailio.uri, "extension": APPLIANCE_EXT,
-            "password": SecretRef(file=secret), "local_port": 0, "bind_address": "127.0.0.1",
-            "register_expiry_s": 60, "register_retry_s": 2, "rtp_port_min": base,
-            "rtp_port_max": base + 199, "agent_target": "1003", "codecs": ["G722", "PCMU"],
+            "registrar": kamailio.uri,
+            "extension": APPLIANCE_EXT,
+            "password": SecretRef(file=secret),
+            "local_port": 0,
+            "bind_address": "127.0.0.1",
+            "register_expiry_s": 60,
+            "register_retry_s": 2,
+            "rtp_port_min": base,
+            "rtp_port_max": base + 199,
+            "agent_target": "1003",
+            "codecs": ["G722", "PCMU"],
         }
         fields.update(over)
         return SipConfig(**fields)
+
     return make
 
 
 @pytest.fixture
-async def appliance(sip_config: Callable[..., SipConfig]
-                    ) -> AsyncIterator[Callable[..., Any]]:
+async def appliance(sip_config: Callable[..., SipConfig]) -> AsyncIterator[Callable[..., Any]]:
     """Factory: start a Telephony (one at a time per process) and its event collector."""
     started: list[tuple[Telephony, Events]] = []
 
@@ -78,8 +91,14 @@ def peers(kamailio: Kamailio, tmp_path: Path) -> Iterator[Callable[..., SipPeer]
     made: list[SipPeer] = []
 
     def start(user: str, **kw: Any) -> SipPeer:
-        p = SipPeer(kamailio.uri, user, kamailio.users[user], rtp_port=rtp_base(),
-                    log_path=tmp_path / f"peer-{user}-{len(made)}.log", **kw)
+        p = SipPeer(
+            kamailio.uri,
+            user,
+            kamailio.users[user],
+            rtp_port=rtp_base(),
+            log_path=tmp_path / f"peer-{user}-{len(made)}.log",
+            **kw,
+        )
         made.append(p)
         return p
 

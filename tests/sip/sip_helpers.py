@@ -19,10 +19,16 @@ APPLIANCE_EXT = "1001"
 def make_wav(path: Path, text: str, voice: str = "en") -> Path:
     """Synthesize `text` with espeak-ng and convert it to 16 kHz mono 16-bit with sox."""
     raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text], check=True,
-                   capture_output=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path),
-                    "norm", "-3"], check=True, capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path), "norm", "-3"],
+        check=True,
+        capture_output=True,
+    )
     raw.unlink()
     return path
 
@@ -56,8 +62,13 @@ class Events:
             self.all.append(ev)
             self._cursor_new.set()
 
-    async def wait(self, kind: type, timeout: float = 10.0,
-                   where: Callable[[Any], bool] | None = None, after: int = 0) -> Any:
+    async def wait(
+        self,
+        kind: type,
+        timeout: float = 10.0,
+        where: Callable[[Any], bool] | None = None,
+        after: int = 0,
+    ) -> Any:
         """First event of `kind` (matching `where`) at index >= after."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -67,15 +78,20 @@ class Events:
                     return ev
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise TimeoutError(f"no {kind.__name__} in {timeout}s; saw "
-                                   f"{[type(e).__name__ for e in self.all][-15:]}")
+                raise TimeoutError(
+                    f"no {kind.__name__} in {timeout}s; saw "
+                    f"{[type(e).__name__ for e in self.all][-15:]}"
+                )
             self._cursor_new.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._cursor_new.wait(), remaining)
 
     def of(self, kind: type, call_id: str | None = None) -> list[Any]:
-        return [e for e in self.all if isinstance(e, kind)
-                and (call_id is None or getattr(e, "call_id", None) == call_id)]
+        return [
+            e
+            for e in self.all
+            if isinstance(e, kind) and (call_id is None or getattr(e, "call_id", None) == call_id)
+        ]
 
     def mark(self) -> int:
         return len(self.all)

@@ -25,8 +25,10 @@ async def test_wrong_password_is_published_and_logged(appliance, sip_config, cap
     ev = await events.wait(RegistrationChanged)
     assert not ev.registered and ev.code in (401, 403)
     assert not tel.registered
-    assert any("registration of 1001" in r.getMessage() and str(ev.code) in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "registration of 1001" in r.getMessage() and str(ev.code) in r.getMessage()
+        for r in caplog.records
+    )
 
 
 async def test_unreadable_password_is_a_clear_error(sip_config, tmp_path):
@@ -66,8 +68,9 @@ async def test_malformed_datagrams_do_not_disturb_the_endpoint(appliance, peers)
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     peer.send(cmd="call", to=APPLIANCE_EXT)
     incoming = await events.wait(IncomingCall)
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == incoming.call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == incoming.call_id and e.state == "confirmed"
+    )
     assert tel.registered
 
 
@@ -79,8 +82,15 @@ async def test_caller_sending_no_rtp_shows_as_total_loss(appliance, peers, caplo
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     peer.send(cmd="call", to=APPLIANCE_EXT)
     incoming = await events.wait(IncomingCall)
-    await events.wait(QualitySample, timeout=10, where=lambda q: q.call_id == incoming.call_id
-                      and q.rx_packets == 0 and events.of(QualitySample).index(q) >= 1)
+    await events.wait(
+        QualitySample,
+        timeout=10,
+        where=lambda q: (
+            q.call_id == incoming.call_id
+            and q.rx_packets == 0
+            and events.of(QualitySample).index(q) >= 1
+        ),
+    )
     sample = events.of(QualitySample, incoming.call_id)[-1]
     assert sample.loss_pct == 100.0 and sample.mos < 1.5
     assert any("no RTP received" in r.getMessage() for r in caplog.records)
@@ -100,11 +110,13 @@ async def test_calls_beyond_the_maximum_get_486(appliance, sip_config, peers):
     peer.send(cmd="call", to=APPLIANCE_EXT)
     second = await events.wait(IncomingCall, where=lambda e: e.call_id != first.call_id)
     assert second.refused_busy
-    refused = await peer.wait("state", where=lambda e: e["id"] == 2
-                              and e["state"] == "DISCONNECTED")
+    refused = await peer.wait(
+        "state", where=lambda e: e["id"] == 2 and e["state"] == "DISCONNECTED"
+    )
     assert refused["code"] == 486
-    ended = await events.wait(CallStateChanged, where=lambda e: e.call_id == second.call_id
-                              and e.state == "disconnected")
+    ended = await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == second.call_id and e.state == "disconnected"
+    )
     assert ended.outcome == "busy"
     assert tel.active_calls() == [first.call_id]
 
@@ -162,8 +174,7 @@ async def test_a_fifth_call_is_refused_by_the_stack_and_published(appliance, sip
     assert len(tel.active_calls()) == 4
 
 
-async def test_sip_port_in_use_is_a_clear_error_and_leaves_no_stack_behind(
-        appliance, sip_config):
+async def test_sip_port_in_use_is_a_clear_error_and_leaves_no_stack_behind(appliance, sip_config):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
         cfg = sip_config(local_port=busy.getsockname()[1])

@@ -29,17 +29,27 @@ async def registered_pair(appliance, peers, user="1002", **kw):
 
 @pytest.mark.slow
 async def test_caller_audio_arrives_intact_and_caller_hears_the_prompt(
-        appliance, peers, wavs, tmp_path):
-    tel, events, peer = await registered_pair(appliance, peers,
-                                              watch_headers=["X-Signal-Strength"])
+    appliance, peers, wavs, tmp_path
+):
+    tel, events, peer = await registered_pair(appliance, peers, watch_headers=["X-Signal-Strength"])
     recording = tmp_path / "heard-by-caller.wav"
-    peer.send(cmd="call", to=APPLIANCE_EXT, play=str(wavs["speech"]), play_delay=0.3,
-              record=str(recording), headers={"X-Signal-Strength": "-97"})
+    peer.send(
+        cmd="call",
+        to=APPLIANCE_EXT,
+        play=str(wavs["speech"]),
+        play_delay=0.3,
+        record=str(recording),
+        headers={"X-Signal-Strength": "-97"},
+    )
     incoming = await events.wait(IncomingCall)
     assert incoming.headers.get("X-Signal-Strength") == "-97"
     header = await events.wait(SipHeaderValue)
     assert (header.call_id, header.name, header.value, header.message) == (
-        incoming.call_id, "X-Signal-Strength", "-97", "INVITE")
+        incoming.call_id,
+        "X-Signal-Strength",
+        "-97",
+        "INVITE",
+    )
     frames_task = asyncio.create_task(drain(tel.audio(incoming.call_id)))
     await events.wait(CallStateChanged, where=lambda e: e.state == "confirmed")
     reason = await tel.play(incoming.call_id, wavs["prompt"])
@@ -64,8 +74,7 @@ async def test_caller_audio_arrives_intact_and_caller_hears_the_prompt(
 
 
 async def connected_call(appliance, peers, **call_kw):
-    tel, events, peer = await registered_pair(appliance, peers,
-                                              watch_headers=["X-Signal-Strength"])
+    tel, events, peer = await registered_pair(appliance, peers, watch_headers=["X-Signal-Strength"])
     peer.send(cmd="call", to=APPLIANCE_EXT, **call_kw)
     incoming = await events.wait(IncomingCall)
     await events.wait(CallStateChanged, where=lambda e: e.state == "confirmed")
@@ -76,7 +85,8 @@ async def connected_call(appliance, peers, **call_kw):
 @pytest.mark.slow
 async def test_barge_in_stops_the_prompt_when_the_caller_speaks(appliance, peers, wavs):
     tel, events, peer, call_id = await connected_call(
-        appliance, peers, play=str(wavs["short"]), play_delay=1.5)
+        appliance, peers, play=str(wavs["short"]), play_delay=1.5
+    )
     reason = await tel.play(call_id, wavs["prompt"], barge_in=True)
     assert reason == "barge_in"
     done = await events.wait(PlaybackFinished)
@@ -102,7 +112,8 @@ async def test_call_torn_down_during_prompt_ends_the_prompt(appliance, peers, wa
 
 async def test_dtmf_and_signal_header_updates_mid_call(appliance, peers):
     tel, events, peer, call_id = await connected_call(
-        appliance, peers, headers={"X-Signal-Strength": "-97"})
+        appliance, peers, headers={"X-Signal-Strength": "-97"}
+    )
     peer.send(cmd="dtmf", id=1, digits="12#")
     peer.send(cmd="info", id=1, headers={"X-Signal-Strength": "-105"})
     info = await events.wait(SipHeaderValue, where=lambda e: e.message == "INFO")
@@ -130,8 +141,9 @@ async def test_concurrent_calls_keep_their_audio_intact(appliance, peers, sip_co
         peer.send(cmd="call", to=APPLIANCE_EXT, play=str(wavs["speech"]), play_delay=0.3)
     calls = []
     for _ in range(n):
-        ev = await events.wait(IncomingCall, where=lambda e, seen=tuple(calls):
-                               e.call_id not in seen)
+        ev = await events.wait(
+            IncomingCall, where=lambda e, seen=tuple(calls): e.call_id not in seen
+        )
         calls.append(ev.call_id)
     drains = [asyncio.create_task(drain(tel.audio(c))) for c in calls]
     for _ in range(n):

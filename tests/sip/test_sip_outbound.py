@@ -38,8 +38,9 @@ async def test_outbound_answered_then_hung_up_with_reason(appliance, peers):
     call_id = await tel.originate("1002")
     incoming = await p["1002"].wait("incoming")
     assert incoming["call_id"] == call_id
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == call_id and e.state == "confirmed"
+    )
     await tel.hangup(call_id, "poor signal")
     ev = await events.wait(CallStateChanged, where=ended(call_id))
     assert (ev.direction, ev.outcome, ev.ended_by) == ("outbound", "completed", "local")
@@ -58,8 +59,7 @@ async def test_outbound_busy_and_unknown_number(appliance, peers):
 
 @pytest.mark.slow
 async def test_outbound_not_answered_within_ring_timeout(appliance, peers, sip_config):
-    tel, events, p = await ready(appliance, peers, sip_config(ring_timeout_s=5),
-                                 u1002="ignore")
+    tel, events, p = await ready(appliance, peers, sip_config(ring_timeout_s=5), u1002="ignore")
     call_id = await tel.originate("1002")
     await p["1002"].wait("incoming")
     ev = await events.wait(CallStateChanged, timeout=15, where=ended(call_id))
@@ -90,8 +90,9 @@ async def test_transfer_to_busy_target_keeps_the_call(appliance, peers):
     assert not result.ok and result.code == 486
     assert incoming.call_id in tel.active_calls()
     await tel.hangup(incoming.call_id)
-    assert (await events.wait(CallStateChanged, where=ended(incoming.call_id))
-            ).outcome == "completed"
+    assert (
+        await events.wait(CallStateChanged, where=ended(incoming.call_id))
+    ).outcome == "completed"
 
 
 async def test_sip_message_is_delivered(appliance, peers):
@@ -122,22 +123,26 @@ async def test_codec_preference_and_rtp_port_range(appliance, peers, sip_config)
 
 @pytest.mark.slow
 async def test_a_finished_call_never_disturbs_the_next_call_in_its_slot(
-        appliance, peers, sip_config):
+    appliance, peers, sip_config
+):
     """pjsua reuses call slots; an old Call object freed late would hang up the new call."""
-    tel, events, p = await ready(appliance, peers, sip_config(ring_timeout_s=5),
-                                 u1002="busy", u1003="answer")
+    tel, events, p = await ready(
+        appliance, peers, sip_config(ring_timeout_s=5), u1002="busy", u1003="answer"
+    )
     for _ in range(4):  # pjsua hands out slots round-robin: use all four once
         busy = await tel.originate("1002")  # ends at once; its ring timer lives 5 s
         await events.wait(CallStateChanged, where=ended(busy))
     p["1003"].send(cmd="call", to=APPLIANCE_EXT)  # takes the first slot again
     incoming = await events.wait(IncomingCall)
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == incoming.call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == incoming.call_id and e.state == "confirmed"
+    )
     frames = tel.audio(incoming.call_id)
     await asyncio.sleep(6)  # past the old call's ring timeout
     assert incoming.call_id in tel.active_calls()
     while not frames.empty():
         frames.get_nowait()
     assert await asyncio.wait_for(frames.get(), 2) is not None
-    assert not [e for e in events.of(CallStateChanged, incoming.call_id)
-                if e.state == "disconnected"]
+    assert not [
+        e for e in events.of(CallStateChanged, incoming.call_id) if e.state == "disconnected"
+    ]

@@ -55,16 +55,17 @@ def test_call_outcome(direction, kw, expected):
 
 
 def test_match_rule_first_match_wins():
-    rules = [AutoAnswerRule(match_from="sip:9", answer=False),
-             AutoAnswerRule(match_to="sip:1001@")]
+    rules = [AutoAnswerRule(match_from="sip:9", answer=False), AutoAnswerRule(match_to="sip:1001@")]
     assert match_rule(rules, "sip:900@pbx", "sip:1001@pbx") == 0
     assert match_rule(rules, "sip:1002@pbx", "sip:1001@pbx") == 1
     assert match_rule(rules, "sip:1002@pbx", "sip:1009@pbx") is None
 
 
 def test_header_values_case_folding_and_continuations():
-    msg = ("INFO sip:1001@x SIP/2.0\r\nVia: a\r\nx-signal-strength: -97\r\n"
-           "X-Other: 1\r\n  continued\r\nContent-Length: 5\r\n\r\nX-Signal-Strength: -1")
+    msg = (
+        "INFO sip:1001@x SIP/2.0\r\nVia: a\r\nx-signal-strength: -97\r\n"
+        "X-Other: 1\r\n  continued\r\nContent-Length: 5\r\n\r\nX-Signal-Strength: -1"
+    )
     assert header_values(msg, ["X-Signal-Strength"]) == [("X-Signal-Strength", "-97")]
     assert header_values(msg, ["X-Other"]) == [("X-Other", "1 continued")]
     assert all_headers(msg)["Via"] == "a"
@@ -73,8 +74,7 @@ def test_header_values_case_folding_and_continuations():
 
 async def test_audio_sink_drops_oldest_and_detects_barge_in():
     barged: list[int] = []
-    sink = AudioSink(maxsize=3, on_barge_in=lambda: barged.append(1), level_dbfs=-30,
-                     min_ms=60)
+    sink = AudioSink(maxsize=3, on_barge_in=lambda: barged.append(1), level_dbfs=-30, min_ms=60)
     quiet = np.zeros(FRAME_BYTES // 2, dtype="<i2").tobytes()
     loud = (np.sin(np.arange(FRAME_BYTES // 2) / 3) * 8000).astype("<i2").tobytes()
     sink.arm_barge_in(True)

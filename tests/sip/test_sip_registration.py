@@ -18,14 +18,14 @@ async def test_registers_with_digest_auth_and_unregisters_on_stop(appliance, kam
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     peer.send(cmd="call", to=APPLIANCE_EXT)
     incoming = await events.wait(IncomingCall)
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == incoming.call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == incoming.call_id and e.state == "confirmed"
+    )
     await tel.stop()
     assert not tel.running
     # clean shutdown removed the binding: the same call now gets 404 from the registrar
     peer.send(cmd="call", to=APPLIANCE_EXT)
-    state = await peer.wait("state", where=lambda e: e["state"] == "DISCONNECTED"
-                            and e["id"] == 2)
+    state = await peer.wait("state", where=lambda e: e["state"] == "DISCONNECTED" and e["id"] == 2)
     assert state["code"] == 404
 
 
@@ -37,11 +37,13 @@ async def test_registers_and_takes_calls_over_tcp(appliance, sip_config, peers):
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     peer.send(cmd="call", to=APPLIANCE_EXT)  # the peer uses UDP; Kamailio bridges to TCP
     incoming = await events.wait(IncomingCall)
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == incoming.call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == incoming.call_id and e.state == "confirmed"
+    )
     call_id = await tel.originate("1002")
-    await events.wait(CallStateChanged, where=lambda e: e.call_id == call_id
-                      and e.state == "confirmed")
+    await events.wait(
+        CallStateChanged, where=lambda e: e.call_id == call_id and e.state == "confirmed"
+    )
 
 
 @pytest.mark.slow
@@ -50,8 +52,9 @@ async def test_reregisters_after_registrar_restart(appliance, kamailio, sip_conf
     await events.wait(RegistrationChanged, where=lambda e: e.registered)
     kamailio.restart()  # forgets every binding, like a PBX reboot
     mark = events.mark()
-    ev = await events.wait(RegistrationChanged, timeout=15, after=mark,
-                           where=lambda e: e.registered)
+    ev = await events.wait(
+        RegistrationChanged, timeout=15, after=mark, where=lambda e: e.registered
+    )
     assert ev.code == 200
     peer = peers("1002", mode="answer")
     await peer.wait("reg", where=lambda e: e["code"] == 200)

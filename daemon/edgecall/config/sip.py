@@ -74,7 +74,9 @@ class SipConfig(ConfigModel):
     rtp_port_min: int = Field(20000, ge=1024, le=65535, description="Lowest RTP port.")
     rtp_port_max: int = Field(20999, ge=1024, le=65535, description="Highest RTP port.")
     max_concurrent_calls: int = Field(
-        4, ge=1, le=4,
+        4,
+        ge=1,
+        le=4,
         description="Beyond this many calls, inbound calls get 486 Busy Here. At most 4: "
         "the bundled pjsua2-python wheel carries no more calls per process.",
     )

@@ -67,10 +67,12 @@ class AcousticEmotion:
             # a .tflite has no metadata table here: the manifest records what it was trained on
             manifest = load_manifest(model_dir)
             meta = {
-                "feature_version": manifest.get("source", {}).get("acoustic", {}).get(
-                    "feature_version"),
-                "labels": ",".join(manifest.get("metrics", {}).get("acoustic", {}).get(
-                    "labels", [])),
+                "feature_version": manifest.get("source", {})
+                .get("acoustic", {})
+                .get("feature_version"),
+                "labels": ",".join(
+                    manifest.get("metrics", {}).get("acoustic", {}).get("labels", [])
+                ),
             }
         if meta.get("feature_version") != ef.FEATURE_VERSION:
             raise ModelFileError(
@@ -146,8 +148,10 @@ def _tflite_runner(path: Path, threads: int) -> Runner:
         raise ModelFileError(f"{path}: not a loadable LiteRT model: {exc}") from None
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     if inp["shape"][-1] != ef.N_FEATURES or out["shape"][-1] != len(LABELS):
-        raise ModelFileError(f"{path}: input/output shapes {inp['shape']}/{out['shape']} "
-                             f"do not fit {ef.N_FEATURES} features and {len(LABELS)} labels")
+        raise ModelFileError(
+            f"{path}: input/output shapes {inp['shape']}/{out['shape']} "
+            f"do not fit {ef.N_FEATURES} features and {len(LABELS)} labels"
+        )
 
     def run(vector: np.ndarray) -> np.ndarray:
         interpreter.set_tensor(inp["index"], vector[None, :].astype(np.float32))

@@ -287,8 +287,16 @@ def extract(x: np.ndarray) -> UtteranceFeatures:
             step = float(np.mean(np.minimum(steps, 3.0))) if len(steps) else 0.0
             t = np.nonzero(voiced)[0] * HOP / SAMPLE_RATE
             slope = float(np.polyfit(t, st, 1)[0]) if np.ptp(t) > 0 else 0.0
-            vec[o + 1 : o + 9] = (q50, q10, q90, q90 - q10, np.std(st), step,
-                                  np.clip(slope, -50.0, 50.0), np.mean(strength[voiced]))
+            vec[o + 1 : o + 9] = (
+                q50,
+                q10,
+                q90,
+                q90 - q10,
+                np.std(st),
+                step,
+                np.clip(slope, -50.0, 50.0),
+                np.mean(strength[voiced]),
+            )
         o += 9
         flux = np.sqrt(np.mean(np.diff(logmel, axis=0) ** 2, axis=1))
         third = N_MELS // 3

@@ -28,8 +28,25 @@ from edgecall.inference.manifest import ModelFileError, verified_path
 ZH_MODEL_FILE = "text_zh_nb.json"
 ZH_MODEL_FORMAT = "edgecall-zh-nb-1"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "emotion"
-_EN_NEGATORS = frozenset({"not", "no", "never", "isn't", "wasn't", "aren't", "don't", "doesn't",
-                          "didn't", "won't", "wouldn't", "can't", "cannot", "hardly", "nothing"})
+_EN_NEGATORS = frozenset(
+    {
+        "not",
+        "no",
+        "never",
+        "isn't",
+        "wasn't",
+        "aren't",
+        "don't",
+        "doesn't",
+        "didn't",
+        "won't",
+        "wouldn't",
+        "can't",
+        "cannot",
+        "hardly",
+        "nothing",
+    }
+)
 _ZH_NEGATORS = ("不", "没", "没有", "不是", "别", "并不", "一点也不", "不太")
 _NEGATED_SCALE = -0.5
 _CLAUSE_BREAK = re.compile(r"[,.;:!?，。；：！？、]")

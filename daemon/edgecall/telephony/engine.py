@@ -351,13 +351,20 @@ class SipEngine:
         headers = all_headers(prm.rdata.wholeMsg)
         key = headers.get("Call-ID") or headers.get("i") or f"refused-{time.monotonic_ns()}"
         code, reason = int(prm.statusCode), str(prm.reason)
-        log.warning("call %s from %s refused by the SIP stack: %s %s", key, prm.remoteInfo,
-                    code, reason)
-        self.emit(IncomingCall(key, str(prm.remoteInfo), str(prm.localInfo), headers, None,
-                               refused_busy=True))
+        log.warning(
+            "call %s from %s refused by the SIP stack: %s %s", key, prm.remoteInfo, code, reason
+        )
+        self.emit(
+            IncomingCall(
+                key, str(prm.remoteInfo), str(prm.localInfo), headers, None, refused_busy=True
+            )
+        )
         outcome = "busy" if code in (486, 600) else "rejected"
-        self.emit(CallStateChanged(key, "inbound", "disconnected", code, reason,
-                                   str(prm.remoteInfo), outcome, "local"))
+        self.emit(
+            CallStateChanged(
+                key, "inbound", "disconnected", code, reason, str(prm.remoteInfo), outcome, "local"
+            )
+        )
 
     def _auto_answer(self, key: str) -> None:
         call = self.calls.get(key)

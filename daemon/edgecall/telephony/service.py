@@ -138,8 +138,11 @@ class Telephony:
         now = time.monotonic()
         if now - self._rt.heartbeat > _STALL_S:
             return False
-        return all(now - s.last_frame < _STALL_S for s in self._sinks.values()
-                   if not s.closed and s.received)
+        return all(
+            now - s.last_frame < _STALL_S
+            for s in self._sinks.values()
+            if not s.closed and s.received
+        )
 
     @property
     def local_port(self) -> int:
