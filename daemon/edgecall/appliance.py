@@ -115,7 +115,8 @@ class Appliance:
             config=InferenceConfig.from_config(cfg, self.base_dir),
         )
         await self.inference.start()
-        self.analyzer = InferenceAnalyzer(self.inference) if cfg.models.asr else None
+        languages = {lang for asr in cfg.models.asr for lang in asr.languages}
+        self.analyzer = InferenceAnalyzer(self.inference, languages) if languages else None
         self.modem, self.modem_signal = await self._open_modem(cfg)
         self.sms = SmsSender(
             build_route(

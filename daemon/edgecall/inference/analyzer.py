@@ -8,6 +8,7 @@ crash, overload) are logged with their reason and the call goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from edgecall.calls import HeardUtterance
@@ -21,12 +22,35 @@ FEED_TIMEOUT_S = 15.0
 
 
 class InferenceAnalyzer:
-    def __init__(self, client: InferenceClient, timeout_s: float = FEED_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: InferenceClient,
+        languages: Collection[str],
+        timeout_s: float = FEED_TIMEOUT_S,
+    ) -> None:
         self._client = client
+        self._languages = frozenset(languages)  # those an ASR model in config.yaml covers
         self._timeout_s = timeout_s
+        self._unheard: set[str] = set()  # calls in a language no model covers
         self.missing = 0  # chunks whose analysis never came back
 
+    def _covered(self, call_id: str, language: str) -> bool:
+        if language in self._languages:
+            return True
+        if call_id not in self._unheard:
+            self._unheard.add(call_id)
+            log.warning(
+                "no ASR model for language %r (models.asr covers %s): the caller's words "
+                "are not analysed",
+                language,
+                sorted(self._languages),
+                extra={"call_id": call_id},
+            )
+        return False
+
     async def feed(self, call_id: str, pcm: bytes, language: str) -> list[HeardUtterance]:
+        if not self._covered(call_id, language):
+            return []
         result = await self._client.call(
             "analysis",
             "feed",
@@ -39,6 +63,8 @@ class InferenceAnalyzer:
         return self._heard(call_id, result)
 
     async def flush(self, call_id: str, language: str) -> list[HeardUtterance]:
+        if not self._covered(call_id, language):
+            return []
         result = await self._client.call(
             "analysis",
             "flush",
@@ -50,6 +76,9 @@ class InferenceAnalyzer:
         return self._heard(call_id, result)
 
     async def close_call(self, call_id: str) -> None:
+        if call_id in self._unheard:
+            self._unheard.discard(call_id)
+            return
         await self._client.call(
             "analysis", "close", {"call_id": call_id}, priority=Priority.LOW, key=call_id
         )
