@@ -88,3 +88,24 @@ async def test_silence_gives_nothing_and_an_uncovered_language_is_skipped_quietl
     assert sum("no ASR model for language 'zh'" in r.message for r in caplog.records) == 1
     assert client_analyzer.missing == 0
     assert client.stats()["restarts"] == 0
+
+
+@pytest.mark.slow
+async def test_two_calls_interleaved_on_one_worker_keep_their_own_words(analyzer, tmp_path):
+    """Calls share the worker's Whisper model but each keeps its own VAD and audio."""
+    client_analyzer, _ = analyzer
+    a = speech(tmp_path, "I am interested in the new plan.") + b"\0\0" * 16000
+    (tmp_path / "s.wav").unlink()
+    b = speech(tmp_path, "Please call me again tomorrow morning.") + b"\0\0" * 16000
+    heard = {"call-x": [], "call-y": []}
+    chunk = 3200  # 100 ms
+    for i in range(0, max(len(a), len(b)), chunk):
+        for call, pcm in (("call-x", a), ("call-y", b)):
+            if i < len(pcm):
+                heard[call] += await client_analyzer.feed(call, pcm[i : i + chunk], "en")
+    for call in heard:
+        heard[call] += await client_analyzer.flush(call, "en")
+    x = words(" ".join(u.text for u in heard["call-x"]))
+    y = words(" ".join(u.text for u in heard["call-y"]))
+    assert {"interested", "plan"} <= x and not ({"tomorrow", "morning"} & x), x
+    assert {"tomorrow", "morning"} <= y and not ({"interested", "plan"} & y), y

@@ -64,6 +64,7 @@ class CallAnalysisHandler:
 
         self.config = config
         self._calls: dict[str, _CallAudio] = {}
+        self._engines: dict[Path, Any] = {}  # one loaded ASR model per directory
         emotion_dir = (
             model_path(config, config.acoustic_emotion) if config.acoustic_emotion else None
         )
@@ -80,13 +81,24 @@ class CallAnalysisHandler:
         self._text = TextEmotion(zh_model_dir=emotion_dir, lexicon=config.emotion_lexicon)
 
     def _recognizer(self, language: str) -> Any:
-        from edgecall.inference.asr import UtteranceRecognizer
+        """A new call's recognizer: its own VAD and endpointer, the worker's shared model."""
+        from edgecall.inference.asr import UtteranceRecognizer, load_engine
 
         models = self.config.models
         chosen = next((a for a in models.asr if language in a.languages), None)
         if chosen is None:
             raise ValueError(f"no ASR model for language {language!r} in models.asr")
-        return UtteranceRecognizer.from_config(chosen, models)
+        model_dir = model_path(models, chosen.dir)
+        engine = self._engines.get(model_dir)
+        if engine is None:
+            engine = self._engines[model_dir] = load_engine(
+                model_dir,
+                kind=chosen.kind,
+                languages=tuple(chosen.languages),
+                vad=models.vad,
+                threads=models.threads,
+            )
+        return UtteranceRecognizer.from_config(chosen, models, engine=engine)
 
     def feed(self, call_id: str, language: str, audio: np.ndarray) -> list[dict[str, Any]]:
         call = self._calls.get(call_id)
