@@ -47,8 +47,9 @@ from edgecall.trunk.sms import SmsSender, build_route
 log = logging.getLogger("edgecall")
 
 CONFIG_REPORT_SCHEMA = "edgecall.config-report/1"
-# Sections that only take effect after a restart (the SIP stack and broker session).
-RESTART_SECTIONS = ("appliance", "sip", "mqtt", "storage", "models")
+# Sections that only take effect after a restart: the SIP stack, the broker session, the
+# inference workers, the modem and SMS route. Rules, lexicons and scripts apply at once.
+RESTART_SECTIONS = ("appliance", "sip", "mqtt", "storage", "models", "trunk")
 # How long shutdown waits for hung-up calls to report their outcome, and for the outbox.
 SHUTDOWN_CALLS_S = 10.0
 SHUTDOWN_FLUSH_S = 10.0
@@ -86,7 +87,6 @@ class Appliance:
         self._stop = asyncio.Event()
         self._dial_wakeup = asyncio.Event()
         self._accepting = True
-        self._started = time.monotonic()
 
     @property
     def base_dir(self) -> Path:

@@ -42,6 +42,8 @@ log = logging.getLogger("edgecall.calls")
 FRAMES_PER_CHUNK = 5
 # How long the outcome may wait for a pending SMS result after the hang-up.
 SMS_GRACE_S = 35.0
+# How long the caller's last audio frames may take to reach analysis after the hang-up.
+LISTEN_GRACE_S = 3.0
 # How long queued actions may take to finish once the dialog has ended.
 ACTIONS_GRACE_S = 10.0
 # Prompts the caller cannot talk over: they end the call or hand it on.
@@ -183,6 +185,9 @@ class CallController:
         if not_connected is not None and not self._confirmed:
             self.session.not_connected(not_connected, now, detail)  # type: ignore[arg-type]
         else:
+            listener = self._tasks.get("listen")
+            if listener is not None:  # the audio queue ends with None: feed every last frame
+                await asyncio.wait({listener}, timeout=LISTEN_GRACE_S)
             await self._drain_analysis()  # last words, e.g. "I'm in the elevator"
             await self._finish_actions()  # e.g. the SMS queued after the hang-up
             by = "appliance" if self._hung_up_locally else "caller"

@@ -66,8 +66,16 @@ import numpy as np
 import soundfile
 import yaml
 
-from tests.e2e.conftest import APPLIANCE, PREFIX, Daemon, NotifySocket, Subscriber
 from tests.harness.kamailio import Kamailio
+from tests.harness.lab import (
+    APPLIANCE,
+    PREFIX,
+    DaemonProcess,
+    HeadOffice,
+    NotifySocket,
+    render_prompts,
+    write_appliance_config,
+)
 from tests.harness.mosquitto import Mosquitto
 from tests.harness.sip_peer import SipPeer
 from tests.sip.sip_helpers import make_wav
@@ -153,15 +161,15 @@ class TimedPeer(SipPeer):
         self._events.put({"event": "exited"})
 
 
-class TimedSubscriber(Subscriber):
-    """The e2e head-office subscriber, noting when each message arrived (wall clock)."""
+class TimedSubscriber(HeadOffice):
+    """The lab's head-office subscriber, noting when each message arrived (wall clock)."""
 
     def __init__(self, broker: Mosquitto) -> None:
-        super().__init__(broker)
+        super().__init__(broker.host, broker.port)
         self.arrived: list[tuple[float, str, dict[str, Any]]] = []
 
     async def _run(self) -> None:
-        async with aiomqtt.Client(self.broker.host, self.broker.port) as client:
+        async with aiomqtt.Client(self.host, self.port) as client:
             await client.subscribe(f"{PREFIX}/#", qos=1)
             self._ready.set()
             async for message in client.messages:
@@ -262,7 +270,7 @@ async def run_level(
 ) -> Level:
     peers: list[TimedPeer] = ctx["peers"]
     office: TimedSubscriber = ctx["office"]
-    daemon: Daemon = ctx["daemon"]
+    daemon: DaemonProcess = ctx["daemon"]
     wav, ends, duration = ctx["wav"], ctx["ends"], ctx["duration"]
     level = Level(calls=n, seconds=seconds, load=load1())
     first_message = len(office.arrived)
@@ -400,40 +408,21 @@ def write_config(
     rtp: int,
     min_silence_ms: int | None = None,
 ) -> Path:
-    """The shipped config.yaml pointed at the bench's peers, like the e2e tests'."""
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    """The shipped config.yaml pointed at the bench's peers (the lab's, as in the e2e tests)."""
     secret = tmp / "sip-password"
     secret.write_text(kamailio.users[APPLIANCE])
-    cfg["sip"].update(
+    changes = {"models": {"vad": {"min_silence_ms": min_silence_ms}}} if min_silence_ms else {}
+    return write_appliance_config(
+        tmp / "config.yaml",
         registrar=kamailio.uri,
-        extension=APPLIANCE,
-        password={"file": str(secret)},
-        local_port=0,
-        bind_address="127.0.0.1",
-        register_expiry_s=60,
-        register_retry_s=2,
-        rtp_port_min=rtp,
-        rtp_port_max=rtp + 199,
-        agent_target=AGENT,
-        codecs=["G722", "PCMU"],
+        password_file=secret,
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        state_dir=tmp / "state",
+        prompt_wavs=prompts,
+        rtp_base=rtp,
+        **changes,
     )
-    cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": "retail-en", "language": "en"}]
-    cfg["mqtt"].update(host=broker.host, port=broker.port)
-    cfg["storage"]["state_dir"] = str(tmp / "state")
-    cfg["models"]["dir"] = str(REPO / "models")
-    if min_silence_ms is not None:
-        cfg["models"]["vad"]["min_silence_ms"] = min_silence_ms
-    for name, prompt in cfg["campaigns"]["retail-en"]["prompts"].items():
-        prompt["wav"] = str(prompts[name])
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
-    return path
-
-
-def prompt_wavs(tmp: Path) -> dict[str, Path]:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    prompts = cfg["campaigns"]["retail-en"]["prompts"]
-    return {name: make_wav(tmp / f"prompt-{name}.wav", p["text"]) for name, p in prompts.items()}
 
 
 async def idle_usage(pid: int, timeout: float = 60.0) -> Usage:
@@ -459,11 +448,13 @@ async def bench(levels: list[int], seconds: float, min_silence_ms: int | None) -
     office = notify = daemon = None
     try:
         wav, ends, duration = caller_wav(tmp)
-        config = write_config(tmp, kamailio, broker, prompt_wavs(tmp), rtp, min_silence_ms)
+        config = write_config(
+            tmp, kamailio, broker, render_prompts(tmp / "prompts"), rtp, min_silence_ms
+        )
         office = TimedSubscriber(broker)
         await office.start()
         notify = NotifySocket(tmp / "notify.sock")
-        daemon = Daemon(config, notify, tmp / "daemon.log")
+        daemon = DaemonProcess(config, notify, tmp / "daemon.log")
         started = time.monotonic()
         daemon.start()
         await daemon.ready(timeout=120)

@@ -268,6 +268,7 @@ async def test_sighup_with_a_broken_config_keeps_the_old_one(running, tmp_path):
     daemon.config_path.write_text(good.replace("keepalive_s:", "keepalive_sec:", 1))
     daemon.signal(signal.SIGHUP)
     report = await office.wait_for("config", timeout=30)
+    assert schema_errors(report) == []
     assert report["ok"] is False
     assert any("mqtt.keepalive_sec: unknown key" in e for e in report["errors"])
     assert daemon.proc.poll() is None
@@ -276,7 +277,12 @@ async def test_sighup_with_a_broken_config_keeps_the_old_one(running, tmp_path):
     )
     daemon.signal(signal.SIGHUP)
     report = await office.wait_for("config", lambda b: b["ok"], timeout=30)
-    assert report["restart_needed"] == []
+    assert report["restart_needed"] == []  # a rules change applies at once
+    assert schema_errors(report) == []
+    daemon.config_path.write_text(good.replace("keepalive_s: 30", "keepalive_s: 45", 1))
+    daemon.signal(signal.SIGHUP)
+    report = await office.wait_for("config", lambda b: b["restart_needed"], timeout=30)
+    assert report["ok"] is True and report["restart_needed"] == ["mqtt"]
 
 
 async def test_sigterm_mid_call_ends_it_with_an_outcome_and_unregisters(

@@ -294,3 +294,31 @@ async def test_closing_during_a_publish_batch_loses_nothing(cfg):
     outcome = check_messages(gated)  # contiguous seq from 1, outcome last, exactly one
     assert outcome["outcome"] == "abandoned"
     assert hook == [("abandoned", hook[0][1])] and hook[0][1] < len(gated.sent)
+
+
+class RecordingAnalyzer(ScriptedAnalyzer):
+    """Hears nothing while fed; at the flush, reports how many chunks it was fed."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.fed = 0
+        self.fed_at_flush = None
+
+    async def feed(self, call_id, pcm, language):
+        await asyncio.sleep(0.005)  # analysis takes a moment
+        self.fed += 1
+        return []
+
+    async def flush(self, call_id, language):
+        self.fed_at_flush = self.fed
+        return []
+
+
+async def test_every_last_frame_is_analysed_before_the_final_flush(cfg):
+    analyzer = RecordingAnalyzer()
+    call, tel, pub = make_call(cfg, analyzer=analyzer)
+    call.on_confirmed()
+    await speak(tel, 6)  # 6 chunks queued, most not yet analysed
+    await tel.queue.put(None)  # the call's audio ends
+    await call.on_disconnected(not_connected=None)
+    assert analyzer.fed_at_flush == 6
