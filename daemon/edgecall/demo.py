@@ -248,16 +248,10 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
         say(f"    {lab.broker.host}:{lab.broker.port}")
 
     with step(lab, "Writing the daemon's config (the shipped config.yaml, adapted)"):
-        secret = work / "sip-password"
-        secret.write_text(USERS[APPLIANCE])
-        secret.chmod(0o600)
         config = write_appliance_config(
-            work / "config.yaml",
-            registrar=lab.kamailio.uri,
-            password_file=secret,
-            mqtt_host=lab.broker.host,
-            mqtt_port=lab.broker.port,
-            state_dir=work / "state",
+            work,
+            kamailio=lab.kamailio,
+            broker=lab.broker,
             prompt_wavs=prompts,
             rtp_base=rtp_base(),
             models={"acoustic_emotion": None},

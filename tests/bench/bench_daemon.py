@@ -409,16 +409,11 @@ def write_config(
     min_silence_ms: int | None = None,
 ) -> Path:
     """The shipped config.yaml pointed at the bench's peers (the lab's, as in the e2e tests)."""
-    secret = tmp / "sip-password"
-    secret.write_text(kamailio.users[APPLIANCE])
     changes = {"models": {"vad": {"min_silence_ms": min_silence_ms}}} if min_silence_ms else {}
     return write_appliance_config(
-        tmp / "config.yaml",
-        registrar=kamailio.uri,
-        password_file=secret,
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        state_dir=tmp / "state",
+        tmp,
+        kamailio=kamailio,
+        broker=broker,
         prompt_wavs=prompts,
         rtp_base=rtp,
         **changes,

@@ -24,7 +24,7 @@ from tests.harness.lab import (
     write_appliance_config,
 )
 from tests.harness.mosquitto import Mosquitto
-from tests.harness.sip_peer import SipPeer
+from tests.harness.sip_peer import SipPeer, sip_peers
 from tests.sip.sip_helpers import rtp_base
 
 __all__ = ["AGENT", "APPLIANCE", "CALLER", "PREFIX"]
@@ -57,15 +57,10 @@ def appliance_config(
     """Writes a config.yaml for the daemon: the shipped one, pointed at the test peers."""
 
     def write(**changes: Any) -> Path:
-        secret = tmp_path / "sip-password"
-        secret.write_text(kamailio.users[APPLIANCE])
         return write_appliance_config(
-            tmp_path / "config.yaml",
-            registrar=kamailio.uri,
-            password_file=secret,
-            mqtt_host=broker.host,
-            mqtt_port=broker.port,
-            state_dir=tmp_path / "state",
+            tmp_path,
+            kamailio=kamailio,
+            broker=broker,
             prompt_wavs=prompt_wavs,
             rtp_base=rtp_base(),
             **changes,
@@ -105,20 +100,5 @@ async def running(
 
 @pytest.fixture
 def caller(kamailio: Kamailio, tmp_path: Path) -> Iterator[Callable[..., SipPeer]]:
-    made: list[SipPeer] = []
-
-    def start(user: str = CALLER, **kw: Any) -> SipPeer:
-        peer = SipPeer(
-            kamailio.uri,
-            user,
-            kamailio.users[user],
-            rtp_port=rtp_base(),
-            log_path=tmp_path / f"peer-{user}.log",
-            **kw,
-        )
-        made.append(peer)
-        return peer
-
-    yield start
-    for peer in made:
-        peer.close()
+    with sip_peers(kamailio, tmp_path) as start:
+        yield lambda user=CALLER, **kw: start(user, **kw)

@@ -28,6 +28,8 @@ import aiomqtt
 import yaml
 
 from edgecall.mqtt.topics import call_level
+from tests.harness.kamailio import Kamailio
+from tests.harness.mosquitto import Mosquitto
 from tests.sip.sip_helpers import make_wav
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,23 +77,25 @@ def speech_then_silence(path: Path, lines: Sequence[str], gap_s: float = 1.8) ->
 
 
 def write_appliance_config(
-    path: Path,
+    directory: Path,
     *,
-    registrar: str,
-    password_file: Path,
-    mqtt_host: str,
-    mqtt_port: int,
-    state_dir: Path,
+    kamailio: Kamailio,
+    broker: Mosquitto,
     prompt_wavs: dict[str, Path],
     rtp_base: int,
     **changes: dict[str, Any],
 ) -> Path:
-    """The shipped config.yaml pointed at the lab: extension 1001 on loopback, agent 1003,
-    every inbound call answered by the English campaign; `changes` update whole sections."""
+    """`directory/config.yaml`: the shipped config.yaml pointed at the lab (extension 1001 on
+    loopback, agent 1003, every inbound call answered by the English campaign), with the SIP
+    password in `directory/sip-password` and state in `directory/state`; `changes` update
+    whole sections."""
+    password_file = directory / "sip-password"
+    password_file.write_text(kamailio.users[APPLIANCE])
+    password_file.chmod(0o600)
     with open(REPO / "config.yaml", encoding="utf-8") as fh:
         cfg = yaml.safe_load(fh)
     cfg["sip"].update(
-        registrar=registrar,
+        registrar=kamailio.uri,
         extension=APPLIANCE,
         password={"file": str(password_file)},
         local_port=0,
@@ -104,13 +108,14 @@ def write_appliance_config(
         codecs=["G722", "PCMU"],
     )
     cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": CAMPAIGN, "language": "en"}]
-    cfg["mqtt"].update(host=mqtt_host, port=mqtt_port)
-    cfg["storage"]["state_dir"] = str(state_dir)
+    cfg["mqtt"].update(host=broker.host, port=broker.port)
+    cfg["storage"]["state_dir"] = str(directory / "state")
     cfg["models"]["dir"] = str(REPO / "models")
     for name, wav in prompt_wavs.items():
         cfg["campaigns"][CAMPAIGN]["prompts"][name]["wav"] = str(wav)
     for section, values in changes.items():
         cfg[section].update(values)
+    path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
     return path
 

@@ -34,9 +34,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.harness.kamailio import Kamailio
 
 # --------------------------------------------------------------------------------------
 # Test-side driver
@@ -147,6 +150,33 @@ class SipPeer:
                 self.proc.wait(timeout=5)
         if self._stderr is not subprocess.DEVNULL:
             self._stderr.close()
+
+
+@contextlib.contextmanager
+def sip_peers(kamailio: Kamailio, log_dir: Path) -> Iterator[Callable[..., SipPeer]]:
+    """A factory of peers registered at `kamailio` (one log file each); all closed at exit."""
+    # Imported here: this file also runs as the peer process, outside the tests package.
+    from tests.sip.sip_helpers import rtp_base
+
+    made: list[SipPeer] = []
+
+    def start(user: str, **kw: Any) -> SipPeer:
+        peer = SipPeer(
+            kamailio.uri,
+            user,
+            kamailio.users[user],
+            rtp_port=rtp_base(),
+            log_path=log_dir / f"peer-{user}-{len(made)}.log",
+            **kw,
+        )
+        made.append(peer)
+        return peer
+
+    try:
+        yield start
+    finally:
+        for peer in made:
+            peer.close()
 
 
 # --------------------------------------------------------------------------------------

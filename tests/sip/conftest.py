@@ -13,7 +13,7 @@ from edgecall.config.base import SecretRef
 from edgecall.config.sip import SipConfig
 from edgecall.telephony.service import Telephony
 from tests.harness.kamailio import Kamailio
-from tests.harness.sip_peer import SipPeer
+from tests.harness.sip_peer import SipPeer, sip_peers
 from tests.sip.sip_helpers import APPLIANCE_EXT, Events, make_wav, rtp_base
 
 
@@ -88,20 +88,5 @@ async def appliance(sip_config: Callable[..., SipConfig]) -> AsyncIterator[Calla
 
 @pytest.fixture
 def peers(kamailio: Kamailio, tmp_path: Path) -> Iterator[Callable[..., SipPeer]]:
-    made: list[SipPeer] = []
-
-    def start(user: str, **kw: Any) -> SipPeer:
-        p = SipPeer(
-            kamailio.uri,
-            user,
-            kamailio.users[user],
-            rtp_port=rtp_base(),
-            log_path=tmp_path / f"peer-{user}-{len(made)}.log",
-            **kw,
-        )
-        made.append(p)
-        return p
-
-    yield start
-    for p in made:
-        p.close()
+    with sip_peers(kamailio, tmp_path) as start:
+        yield start
