@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import re
@@ -709,18 +710,11 @@ class SipEngine:
                 call.silent_seconds = 0
             self.emit(
                 QualitySample(
-                    call.key,
-                    now,
-                    codec,
-                    fig.rx_packets,
-                    fig.loss_pct,
-                    fig.discard_pct,
-                    fig.jitter_ms,
-                    fig.rtt_ms,
-                    fig.delay_ms,
-                    fig.r_factor,
-                    fig.mos,
-                    call.sink.dropped,
+                    **dataclasses.asdict(fig),
+                    call_id=call.key,
+                    monotonic_s=now,
+                    codec=codec,
+                    frames_dropped=call.sink.dropped,
                 )
             )
 

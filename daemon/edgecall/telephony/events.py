@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from edgecall.telephony.quality import QualityFigures
+
 Direction = Literal["inbound", "outbound"]
 CallState = Literal["calling", "incoming", "early", "connecting", "confirmed", "disconnected"]
 Outcome = Literal[
@@ -74,20 +76,12 @@ class SipHeaderValue:
 
 
 @dataclass(frozen=True, slots=True)
-class QualitySample:
-    """One second of receive-side quality; see telephony.quality for the formulas."""
+class QualitySample(QualityFigures):
+    """One second of receive-side quality of a call (the figures: telephony.quality)."""
 
     call_id: str
     monotonic_s: float
     codec: str
-    rx_packets: int
-    loss_pct: float
-    discard_pct: float
-    jitter_ms: float
-    rtt_ms: float | None
-    delay_ms: float
-    r_factor: float
-    mos: float
     frames_dropped: int
 
 
