@@ -7,16 +7,15 @@ arguments). User mistakes print `FILE:LINE:COL: field: message`, never a traceba
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from edgecall import __version__
 from edgecall.config.base import SecretError, SecretRef
 from edgecall.config.loader import ConfigError, load_model
 from edgecall.config.root import EdgecallConfig
+from edgecall.mqtt import tail
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 SYSTEM_CONFIG = Path("/etc/edgecall/config.yaml")
@@ -96,15 +95,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(args.config or default_config_path())
 
 
-def _optional_command(module: str) -> tuple[Callable, Callable] | None:
-    """Subcommands whose module may not be installed in this build."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return mod.add_arguments, mod.main
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgecall", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"edgecall {__version__}")
@@ -126,12 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="config file (default: as check-config)")
     p.set_defaults(func=cmd_run)
 
-    for name, module, text in (("tail", "edgecall.mqtt.tail", "follow one appliance live"),):
-        found = _optional_command(module)
-        if found:
-            p = sub.add_parser(name, help=text)
-            found[0](p)
-            p.set_defaults(func=found[1])
+    p = sub.add_parser("tail", help="follow one appliance's events and outcomes live")
+    tail.add_arguments(p)
+    p.set_defaults(func=tail.main)
     return parser
 
 

@@ -16,7 +16,6 @@ into manifest.json. Run after train.py, via `make -C models scene`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ import torch
 import train  # before edgecall: it puts daemon/ on sys.path
 from train import HERE, SCENES, WORK, SceneCNN, WithSoftmax
 
+from edgecall.inference.manifest import sha256_of
 from edgecall.inference.scene import BACKENDS
 from edgecall.inference.scene_features import CHANNELS, WINDOW_S, batch_features
 
@@ -131,7 +131,7 @@ def tflite_int8_summary() -> dict[str, int]:
 
 
 def _file_entry(path: Path) -> dict[str, object]:
-    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+    return {"sha256": sha256_of(path), "bytes": path.stat().st_size}
 
 
 def _versions() -> dict[str, str]:

@@ -12,7 +12,6 @@ already there. Runs in the training environment (torch, onnx, onnxruntime).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import torch
 from vocab import Vocabulary
 from whisper_net import Decoder, Encoder
 
+from edgecall.inference.manifest import sha256_of  # the check the runtime uses
+
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent
 OUTPUT_FILES = ("encoder.int8.onnx", "decoder.int8.onnx", "tokens.txt")
@@ -35,14 +36,6 @@ OUTPUT_FILES = ("encoder.int8.onnx", "decoder.int8.onnx", "tokens.txt")
 
 class ConversionError(Exception):
     """An input is missing or does not match its pinned sha256."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check(path: Path, expected: str) -> None:
