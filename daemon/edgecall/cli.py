@@ -53,12 +53,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             ref.resolve()
         except SecretError as exc:
             print(f"{path}: warning: {name}: {exc} (needed at run time)", file=sys.stderr)
+    if not args.no_model_files and _report_model_files(cfg, path):
+        return EXIT_BAD_INPUT
     print(
         f"{path}: OK (site {cfg.appliance.site_id}, appliance {cfg.appliance.appliance_id}; "
         f"{len(cfg.languages)} languages, {len(cfg.topics)} topics, "
         f"{len(cfg.campaigns)} campaigns)"
     )
     return EXIT_OK
+
+
+def _report_model_files(cfg: EdgecallConfig, path: Path) -> int:
+    """Print what is wrong with the model files on this machine; the number of errors."""
+    from edgecall.config.loader import dotted, position, read_yaml
+    from edgecall.config.model_files import check_model_files
+
+    findings = check_model_files(cfg, path.resolve().parent)
+    if not findings:
+        return 0
+    tree = read_yaml(path)
+    errors = 0
+    for f in findings:
+        line, col = position(tree, f.loc)
+        kind = "warning: " if f.warning else ""
+        print(f"{path}:{line}:{col}: {kind}{dotted(f.loc)}: {f.message}", file=sys.stderr)
+        errors += not f.warning
+    if errors:
+        print(f"{path}: {errors} error(s) in model files", file=sys.stderr)
+    return errors
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -102,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file and report every mistake")
     p.add_argument("path", nargs="?", type=Path, help="config file (default: %(default)s)")
+    p.add_argument(
+        "--no-model-files",
+        action="store_true",
+        help="do not check the model files it names (when checking away from the appliance)",
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("replay", help="run scripted calls through the rule engine")

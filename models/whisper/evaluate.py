@@ -1,13 +1,16 @@
 """Measure a converted Whisper model the way the model card reports it.
 
-    .venv/bin/python models/whisper/evaluate.py models/whisper-tiny-en [--write]
+    .venv/bin/python models/whisper/evaluate.py models/whisper-base --languages zh,en [--write]
 
-Runs in the runtime env (sherpa-onnx, edgecall). English: the sentences in
-eval_sentences.txt spoken by espeak-ng (en-us) at 16 kHz and as 8 kHz G.711
-mu-law band-limited to 300-3400 Hz, plus the English clips shipped in the
-pytest-audioeval package when installed. Each recording goes through the
-runtime path (silero VAD -> sherpa-onnx). `--write` stores the figures in the
-manifest's "metrics" (file hashes are unaffected).
+Runs in the runtime env (sherpa-onnx, edgecall); every recording goes through
+the runtime path (silero VAD -> sherpa-onnx, the call's language forced).
+English: the sentences in eval_sentences.txt spoken by espeak-ng (en-us) at
+16 kHz and as 8 kHz G.711 mu-law band-limited to 300-3400 Hz, plus the English
+clips of pytest-audioeval. Chinese: the real Mandarin/English code-switching
+speech in ../shared/datasets/zh-en-speech (references in
+zh_en_speech_references.json, with their provenance) as recorded and as the
+same telephone band, plus the Chinese clips of pytest-audioeval. `--write`
+stores the figures in the manifest's "metrics" (file hashes are unaffected).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from edgecall.inference.asr import UtteranceRecognizer
 from edgecall.inference.asr_metrics import cer, wer
 
 HERE = Path(__file__).resolve().parent
+ZH_EN_SPEECH = HERE.parents[2] / "shared" / "datasets" / "zh-en-speech"
+TELEPHONE = ["-r", "8000", "-e", "u-law"]  # then: OUT sinc 300-3400
 
 
 def sentences() -> list[str]:
@@ -33,54 +38,107 @@ def sentences() -> list[str]:
     return [ln for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
-def espeak(text: str, tmp: Path, telephone: bool) -> tuple[np.ndarray, int]:
-    raw, out = tmp / "raw.wav", tmp / "out.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), text], check=True)
-    conv = (
-        ["-r", "8000", "-e", "u-law", str(out), "sinc", "300-3400"]
-        if telephone
-        else ["-r", "16000", "-b", "16", str(out)]
+def zh_en_references() -> dict[str, str]:
+    data = json.loads((HERE / "zh_en_speech_references.json").read_text(encoding="utf-8"))
+    return data["references"]
+
+
+def telephone_band(wav: Path, out: Path) -> tuple[np.ndarray, int]:
+    """8 kHz G.711 mu-law, 300-3400 Hz: what a PSTN trunk delivers."""
+    subprocess.run(
+        ["sox", "-D", str(wav), "-c", "1", *TELEPHONE, str(out), "sinc", "300-3400"], check=True
     )
-    subprocess.run(["sox", "-D", str(raw), "-c", "1", *conv], check=True)
     audio, rate = sf.read(str(out), dtype="float32")
     return audio, rate
 
 
-def evaluate(model_dir: Path, languages: tuple[str, ...]) -> dict:
-    rec = UtteranceRecognizer(model_dir, languages=languages)
+def espeak(text: str, tmp: Path, telephone: bool) -> tuple[np.ndarray, int]:
+    raw, out = tmp / "raw.wav", tmp / "out.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), text], check=True)
+    if telephone:
+        return telephone_band(raw, out)
+    subprocess.run(
+        ["sox", "-D", str(raw), "-c", "1", "-r", "16000", "-b", "16", str(out)], check=True
+    )
+    audio, rate = sf.read(str(out), dtype="float32")
+    return audio, rate
+
+
+def audioeval_clips(language: str) -> list[Path]:
+    spec = find_spec("pytest_audioeval")
+    if not (spec and spec.submodule_search_locations):
+        return []
+    root = Path(next(iter(spec.submodule_search_locations))) / "samples" / "audio" / language
+    return sorted(root.glob("*.wav"))
+
+
+def _text(rec: UtteranceRecognizer, audio: np.ndarray, rate: int) -> str:
+    return " ".join(u.text for u in rec.transcribe(audio, rate))
+
+
+def _show(refs: list[str], hyps: list[str], only_errors: bool = False) -> None:
+    for r, h in zip(refs, hyps, strict=True):
+        if not only_errors or r.lower().strip(".?!") != h.lower().strip(".?!"):
+            print(f"   ref: {r}\n   hyp: {h}")
+
+
+def audioeval_metrics(rec: UtteranceRecognizer, language: str) -> dict:
+    """Error rates on the pytest-audioeval clips of `language` (empty if not installed)."""
+    clips = audioeval_clips(language)
+    if not clips:
+        return {}
+    refs = [c.with_suffix(".txt").read_text(encoding="utf-8").strip() for c in clips]
+    hyps = [_text(rec, *sf.read(str(c), dtype="float32")) for c in clips]
+    _show(refs, hyps)
+    figures = {"cer": round(cer(refs, hyps), 4), "clips": len(refs)}
+    if language == "en":  # words only make sense where spaces separate them
+        figures = {"wer": round(wer(refs, hyps), 4)} | figures
+    print(f"pytest_audioeval {language}", figures)
+    return {f"pytest_audioeval_0.1.3_{language}": figures}
+
+
+def evaluate_english(model_dir: Path) -> dict:
+    rec = UtteranceRecognizer(model_dir, language="en")
     refs = sentences()
     metrics: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, phone in (("espeak_en_16k", False), ("espeak_en_8k_telephone", True)):
-            hyps = []
-            for text in refs:
-                audio, rate = espeak(text, Path(tmp), phone)
-                hyps.append(" ".join(u.text for u in rec.transcribe(audio, rate)))
+            hyps = [_text(rec, *espeak(text, Path(tmp), phone)) for text in refs]
             metrics[key] = {"wer": round(wer(refs, hyps), 4), "sentences": len(refs)}
             print(key, metrics[key])
-            for r, h in zip(refs, hyps, strict=True):
-                if r.lower().strip(".?!") != h.lower().strip(".?!"):
-                    print(f"   ref: {r}\n   hyp: {h}")
-    spec = find_spec("pytest_audioeval")
-    if spec and spec.submodule_search_locations:
-        clips = Path(next(iter(spec.submodule_search_locations))) / "samples" / "audio" / "en"
-        refs, hyps = [], []
-        for wav in sorted(clips.glob("*.wav")):
-            audio, rate = sf.read(str(wav), dtype="float32")
-            refs.append(wav.with_suffix(".txt").read_text(encoding="utf-8").strip())
-            hyps.append(" ".join(u.text for u in rec.transcribe(audio, rate)))
-            print(f"   {refs[-1]} | {hyps[-1]}")
-        metrics["pytest_audioeval_0.1.3_en"] = {
-            "wer": round(wer(refs, hyps), 4),
-            "cer": round(cer(refs, hyps), 4),
-            "clips": len(refs),
-        }
-        print("pytest_audioeval en", metrics["pytest_audioeval_0.1.3_en"])
+            _show(refs, hyps, only_errors=True)
+    return metrics | audioeval_metrics(rec, "en")
+
+
+def evaluate_chinese(model_dir: Path) -> dict:
+    rec = UtteranceRecognizer(model_dir, language="zh")
+    metrics: dict = {}
+    references = zh_en_references()
+    refs = list(references.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, phone in (("zh_en_speech", False), ("zh_en_speech_8k_telephone", True)):
+            hyps = []
+            for name in references:
+                wav = ZH_EN_SPEECH / name
+                audio = telephone_band(wav, Path(tmp) / name) if phone else sf.read(str(wav))
+                hyps.append(_text(rec, *audio))
+            _show(refs, hyps)
+            metrics[key] = {"cer": round(cer(refs, hyps), 4), "clips": len(refs)}
+            print(key, metrics[key])
+    return metrics | audioeval_metrics(rec, "zh")
+
+
+def evaluate(model_dir: Path, languages: tuple[str, ...]) -> dict:
+    metrics: dict = {}
+    if "en" in languages:
+        metrics |= evaluate_english(model_dir)
+    if "zh" in languages:
+        metrics |= evaluate_chinese(model_dir)
     return metrics
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="WER of a converted Whisper model")
+    parser = argparse.ArgumentParser(description="WER and CER of a converted Whisper model")
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--languages", default="en", help="comma-separated, e.g. zh,en")
     parser.add_argument("--write", action="store_true", help="store figures in manifest.json")

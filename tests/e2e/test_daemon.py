@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 from datetime import datetime
 
 import aiomqtt
 import numpy as np
 import pytest
 
+from edgecall.inference.chinese_script import to_script
 from edgecall.validation import schema_errors
 from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
 from tests.harness.fake_modem import FakeModem, SignalState
@@ -308,3 +310,56 @@ async def test_sigterm_mid_call_ends_it_with_an_outcome_and_unregisters(
     assert daemon.notify.seen("READY", "1")
     assert daemon.notify.seen("WATCHDOG", "1")  # pinged while the loop and SIP thread run
     assert any("registered" in m.get("STATUS", "") for m in daemon.notify.messages)
+
+
+async def test_a_chinese_call_is_transcribed_by_the_multilingual_model(
+    running, caller, tmp_path, shared_dir
+):
+    # The shipped config sends zh calls to whisper-base; the caller plays real Mandarin
+    # speech with English words in it (zh-en-speech), which Whisper partly writes in
+    # traditional characters: head office must get simplified text.
+    daemon, office = await running(
+        models={"acoustic_emotion": None},
+        sip={"auto_answer": [{"answer": True, "campaign": "retail-zh", "language": "zh"}]},
+    )
+    peer = caller()
+    await peer.wait("reg", where=lambda e: e["code"] == 200)
+    clips = [shared_dir / "datasets" / "zh-en-speech" / n for n in ("2.wav", "1.wav")]
+    padded = []
+    for clip in clips:
+        padded.append(tmp_path / f"pad-{clip.name}")
+        subprocess.run(
+            ["sox", str(clip), "-r", "16000", "-c", "1", "-b", "16", str(padded[-1])]
+            + ["pad", "0", "2.0"],
+            check=True,
+        )
+    talk = tmp_path / "talk.wav"
+    subprocess.run(["sox", *map(str, padded), str(talk)], check=True)
+    peer.send(
+        cmd="call",
+        to=APPLIANCE,
+        play=str(talk),
+        play_delay=2.0,
+        headers={"X-Signal-Strength": "-85"},
+    )
+    first = await office_turn(office, timeout=60)
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        turns = [
+            b for t, b, _ in office.messages if t.endswith("/events") and b.get("type") == "turn"
+        ]
+        if len(turns) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    peer.send(cmd="hangup")
+    outcome = await office.wait_for("outcomes", timeout=30)
+    messages = office.call_messages(outcome["call_id"])
+    turns = [m for m in messages if m.get("type") == "turn"]
+    texts = [t["utterance"] for t in turns]
+    assert first in turns and len(turns) >= 2, (texts, daemon.log())
+    started = next(m for m in messages if m.get("type") == "call.started")
+    assert started["language"] == "zh"
+    assert all(to_script(text, "simplified") == text for text in texts), texts
+    assert any("always" in text.lower() for text in texts), texts  # the English words stay
+    assert sum(1 for text in texts for c in text if "\u4e00" <= c <= "\u9fff") >= 10, texts
+    assert outcome["language"] == "zh" and schema_errors(outcome) == []

@@ -124,7 +124,7 @@ def issues_from_validation(
             message = "unknown key" + _did_you_mean(model, loc)
         elif err["type"] == "missing":
             message = "required key is missing"
-        line, col = _position(tree, loc)
+        line, col = position(tree, loc)
         issues.append(ConfigIssue(path, line, col, dotted(loc), message))
     issues.sort(key=lambda i: (i.line, i.column))
     return issues
@@ -140,7 +140,7 @@ def dotted(loc: Loc) -> str:
     return out
 
 
-def _position(tree: Any, loc: Loc) -> tuple[int, int]:
+def position(tree: Any, loc: Loc) -> tuple[int, int]:
     """1-based position of the deepest node of `loc` present in the YAML tree."""
     node, line, col = tree, 0, 0
     for part in loc:

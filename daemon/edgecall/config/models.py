@@ -17,7 +17,16 @@ class AsrModelConfig(ConfigModel):
     )
     dir: Path = Field(..., description="Directory holding the model files and its manifest entry.")
     languages: list[Literal["zh", "en"]] = Field(
-        ..., min_length=1, description="Languages this model is used for."
+        ...,
+        min_length=1,
+        description="Call languages this model transcribes; a call's language (from its "
+        "campaign or line) is forced on the model, which still writes English words heard in "
+        "a Chinese call.",
+    )
+    chinese_script: Literal["simplified", "traditional"] = Field(
+        "simplified",
+        description="Script of Chinese transcripts (Whisper mixes both); the zh lexicons in "
+        "this file must use the same script.",
     )
 
 

@@ -64,7 +64,7 @@ class CallAnalysisHandler:
 
         self.config = config
         self._calls: dict[str, _CallAudio] = {}
-        self._engines: dict[Path, Any] = {}  # one loaded ASR model per directory
+        self._engines: dict[tuple[Path, str], Any] = {}  # one loaded model per dir and language
         emotion_dir = (
             model_path(config, config.acoustic_emotion) if config.acoustic_emotion else None
         )
@@ -88,17 +88,13 @@ class CallAnalysisHandler:
         chosen = next((a for a in models.asr if language in a.languages), None)
         if chosen is None:
             raise ValueError(f"no ASR model for language {language!r} in models.asr")
-        model_dir = model_path(models, chosen.dir)
-        engine = self._engines.get(model_dir)
+        key = (model_path(models, chosen.dir), language)
+        engine = self._engines.get(key)
         if engine is None:
-            engine = self._engines[model_dir] = load_engine(
-                model_dir,
-                kind=chosen.kind,
-                languages=tuple(chosen.languages),
-                vad=models.vad,
-                threads=models.threads,
+            engine = self._engines[key] = load_engine(
+                key[0], kind=chosen.kind, language=language, vad=models.vad, threads=models.threads
             )
-        return UtteranceRecognizer.from_config(chosen, models, engine=engine)
+        return UtteranceRecognizer.from_config(chosen, models, language, engine=engine)
 
     def feed(self, call_id: str, language: str, audio: np.ndarray) -> list[dict[str, Any]]:
         call = self._calls.get(call_id)
