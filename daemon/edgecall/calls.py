@@ -145,6 +145,7 @@ class CallController:
         self._sms_task: asyncio.Task | None = None
         self._confirmed = False
         self._hung_up_locally = False
+        self._disconnected = False  # the dialog is gone: nothing more can be played or sent
         self._unsubscribe_modem: Callable[[], None] | None = None
         self.last_sample: dict[str, Any] | None = None  # for the stats message
         self.finished = asyncio.Event()
@@ -181,6 +182,7 @@ class CallController:
     async def on_disconnected(self, *, not_connected: str | None, detail: str = "") -> None:
         """The dialog ended. `not_connected` is busy/no_answer/rejected/failed when the call
         never reached the callee; otherwise the caller or the appliance hung up."""
+        self._disconnected = True
         now = self.svc.clock()
         if not_connected is not None and not self._confirmed:
             self.session.not_connected(not_connected, now, detail)  # type: ignore[arg-type]
@@ -248,6 +250,10 @@ class CallController:
 
     async def _carry_out(self, action: Action) -> None:
         tel = self.svc.telephony
+        if self._disconnected and isinstance(action, Say | Transfer | HangUp):
+            # e.g. the reply to the last words heard as the caller hung up
+            self.log.info("call already ended: %s not carried out", type(action).__name__)
+            return
         if isinstance(action, Say):
             if action.wav is None:
                 self.log.warning(

@@ -54,12 +54,20 @@ def tail_lines(path: Path, lines: int = 30) -> str:
         return ""
 
 
+ESPEAK_VOICES = {"en": "en", "zh": "cmn"}  # espeak-ng's voice per campaign language
+
+
 def render_prompts(directory: Path, campaign: str = CAMPAIGN) -> dict[str, Path]:
-    """The campaign's prompts from the shipped config.yaml, recorded with espeak-ng."""
+    """The campaign's prompts from the shipped config.yaml, recorded with espeak-ng in the
+    campaign's language."""
     with open(REPO / "config.yaml", encoding="utf-8") as fh:
-        prompts = yaml.safe_load(fh)["campaigns"][campaign]["prompts"]
+        script = yaml.safe_load(fh)["campaigns"][campaign]
+    voice = ESPEAK_VOICES[script["language"]]
     directory.mkdir(parents=True, exist_ok=True)
-    return {name: make_wav(directory / f"{name}.wav", p["text"]) for name, p in prompts.items()}
+    return {
+        name: make_wav(directory / f"{name}.wav", p["text"], voice=voice)
+        for name, p in script["prompts"].items()
+    }
 
 
 def speech_then_silence(path: Path, lines: Sequence[str], gap_s: float = 1.8) -> Path:
@@ -83,12 +91,13 @@ def write_appliance_config(
     broker: Mosquitto,
     prompt_wavs: dict[str, Path],
     rtp_base: int,
+    campaign: str = CAMPAIGN,
     **changes: dict[str, Any],
 ) -> Path:
     """`directory/config.yaml`: the shipped config.yaml pointed at the lab (extension 1001 on
-    loopback, agent 1003, every inbound call answered by the English campaign), with the SIP
-    password in `directory/sip-password` and state in `directory/state`; `changes` update
-    whole sections."""
+    loopback, agent 1003, every inbound call answered by `campaign` in its language, with
+    `prompt_wavs` as its recordings), with the SIP password in `directory/sip-password` and
+    state in `directory/state`; `changes` update whole sections."""
     password_file = directory / "sip-password"
     password_file.write_text(kamailio.users[APPLIANCE])
     password_file.chmod(0o600)
@@ -107,12 +116,13 @@ def write_appliance_config(
         agent_target=AGENT,
         codecs=["G722", "PCMU"],
     )
-    cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": CAMPAIGN, "language": "en"}]
+    language = cfg["campaigns"][campaign]["language"]
+    cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": campaign, "language": language}]
     cfg["mqtt"].update(host=broker.host, port=broker.port)
     cfg["storage"]["state_dir"] = str(directory / "state")
     cfg["models"]["dir"] = str(REPO / "models")
     for name, wav in prompt_wavs.items():
-        cfg["campaigns"][CAMPAIGN]["prompts"][name]["wav"] = str(wav)
+        cfg["campaigns"][campaign]["prompts"][name]["wav"] = str(wav)
     for section, values in changes.items():
         cfg[section].update(values)
     path = directory / "config.yaml"

@@ -7,6 +7,7 @@ end-to-end tests; these check ordering and edge cases quickly.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,3 +323,20 @@ async def test_every_last_frame_is_analysed_before_the_final_flush(cfg):
     await tel.queue.put(None)  # the call's audio ends
     await call.on_disconnected(not_connected=None)
     assert analyzer.fed_at_flush == 6
+
+
+async def test_the_reply_to_words_heard_as_the_caller_hung_up_is_not_played(cfg, caplog):
+    analyzer = ScriptedAnalyzer([], last=[("太烦了，别再打了", 0.1)])
+    call, tel, pub = make_call(cfg, analyzer=analyzer)
+    call.on_confirmed()
+    await asyncio.sleep(0.1)  # the opening prompt plays
+    plays = [e for e in tel.log if e[0] == "play"]
+    assert plays
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    check_messages(pub)
+    turns = [m for _, m in pub.sent if m.get("type") == "turn"]
+    assert turns[-1]["utterance"] == "太烦了，别再打了"
+    assert turns[-1]["reply"]["situation"] == "soothing"  # decided and published...
+    assert [e for e in tel.log if e[0] == "play"] == plays  # ...but not played into a dead call
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
