@@ -4,7 +4,8 @@ Whisper's multilingual models write Mandarin in simplified or traditional
 characters from one utterance to the next (4 of the 8 Chinese test clips came
 out traditional). The call rules' lexicons and the text emotion classifier are
 in one script, so '頭髮' must become '头发' before they see it. OpenCC converts
-by phrase, not just by character ('干' stays '干' in '干燥' but is '幹' in '幹活').
+by phrase, not just by character, which matters towards traditional: '干' is
+'乾' in '干燥' but '幹' in '干活', and '发' is '髮' in '头发' but '發' in '发展'.
 """
 
 from __future__ import annotations
