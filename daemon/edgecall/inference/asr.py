@@ -10,8 +10,12 @@ Two recognisers sit behind one interface:
   utterance starts up to 0.8 s late with the silero v6 model, cutting off the
   first words.
 * `streaming_transducer`: a sherpa-onnx zipformer transducer a user installs
-  (encoder/decoder/joiner/tokens listed in its manifest); its own endpoint
-  rules, driven by the same VAD settings, delimit utterances.
+  (its manifest lists its languages and the encoder/decoder/joiner/tokens
+  files); its own endpoint rules, driven by the same VAD settings, delimit
+  utterances.
+
+Chinese transcripts are converted to one script (`chinese_script`), whichever
+recogniser wrote them.
 
 Input is mono PCM at 16 kHz (or 8 kHz telephone audio, upsampled here) as
 int16 or float in [-1, 1]. Every model file is checked against its manifest
