@@ -214,6 +214,7 @@ async def while_daemon_runs(lab: Lab, awaitable: Awaitable[T]) -> T:
 
 async def scenario(lab: Lab) -> list[dict[str, Any]]:
     """Start the lab, make the two calls; returns [(label, outcome, events)] for the summary."""
+    from tests.harness.audio import make_wav
     from tests.harness.kamailio import Kamailio
     from tests.harness.lab import (
         APPLIANCE,
@@ -228,7 +229,7 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
     )
     from tests.harness.mosquitto import Mosquitto
     from tests.harness.sip_peer import SipPeer
-    from tests.sip.sip_helpers import make_wav, rtp_base
+    from tests.sip.sip_helpers import rtp_base
 
     work = lab.workdir
     with step(lab, "Synthesizing the campaign prompts and the caller's speech (espeak-ng, sox)"):

@@ -76,7 +76,6 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -90,6 +89,7 @@ import numpy as np
 import soundfile
 import yaml
 
+from tests.harness.audio import make_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.lab import (
     APPLIANCE,
@@ -97,12 +97,12 @@ from tests.harness.lab import (
     DaemonProcess,
     HeadOffice,
     NotifySocket,
+    recordings_then_silence,
     render_prompts,
     write_appliance_config,
 )
 from tests.harness.mosquitto import Mosquitto
 from tests.harness.sip_peer import SipPeer
-from tests.sip.sip_helpers import make_wav
 
 REPO = Path(__file__).resolve().parents[2]
 CALLERS = ["1002", "1003", "1004", "1005", "1006"]  # the fifth only tests the 4-call ceiling
@@ -145,20 +145,10 @@ def chinese_clips() -> list[Path]:
     return clips
 
 
-def with_gap(source: Path, target: Path) -> Path:
-    """`source` as 16 kHz mono 16-bit (as the caller plays it), then GAP_S of silence,
-    long enough for the ASR endpoint to fire."""
-    fmt = ["-r", "16000", "-c", "1", "-b", "16"]
-    subprocess.run(["sox", str(source), *fmt, str(target), "pad", "0", str(GAP_S)], check=True)
-    return target
-
-
 def caller_wav(directory: Path, language: str) -> tuple[Path, list[float], float]:
     """The caller's WAV, the end of each speech segment in it (s) and its duration (s)."""
     parts = english_sentences(directory) if language == "en" else chinese_clips()
-    padded = [with_gap(part, directory / f"s{i}-pad.wav") for i, part in enumerate(parts)]
-    path = directory / "caller.wav"
-    subprocess.run(["sox", *map(str, padded), str(path)], check=True)
+    path = recordings_then_silence(directory / "caller.wav", parts, GAP_S)
     audio, rate = soundfile.read(path, dtype="float32")
     ends = speech_ends(audio, rate)
     # English turns are matched by sentence, so each sentence must be one segment.

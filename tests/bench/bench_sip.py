@@ -36,9 +36,10 @@ from edgecall.config.base import SecretRef
 from edgecall.config.sip import SipConfig
 from edgecall.telephony.events import CallStateChanged, IncomingCall, QualitySample
 from edgecall.telephony.service import Telephony
+from tests.harness.audio import make_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.sip_peer import SipPeer
-from tests.sip.sip_helpers import APPLIANCE_EXT, make_wav
+from tests.sip.sip_helpers import APPLIANCE_EXT
 
 
 def rss_mb() -> float:

