@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tests.harness.audio import convert_audio
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -54,10 +56,8 @@ def _speech(language: str, telephone: bool) -> tuple[np.ndarray, int]:
     rate = 8000 if telephone else 16000
     parts = [np.zeros(rate, dtype=np.float32)]
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out.wav"
         for raw in _recordings(language, Path(tmp)):
-            conv = ["-e", "u-law", str(out), "sinc", "300-3400"] if telephone else [str(out)]
-            subprocess.run(["sox", "-D", str(raw), "-c", "1", "-r", str(rate), *conv], check=True)
+            out = convert_audio(raw, Path(tmp) / "out.wav", telephone)
             audio, _ = sf.read(str(out), dtype="float32")
             parts += [audio, np.zeros(rate, dtype=np.float32)]
     return np.concatenate(parts), rate
@@ -87,9 +87,9 @@ def run_case(model: Path, language: str, threads: int) -> dict:
 def bench(model: Path, language: str) -> None:
     rows = []
     for threads in (1, 2):
-        cmd = [sys.executable, __file__, "--model", str(model), "--language", language]
-        cmd += ["--case", str(threads)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        cmd = [sys.executable, "-m", "tests.bench.bench_asr", "--model", str(model)]
+        cmd += ["--language", language, "--case", str(threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     size_mb = sum(f.stat().st_size for f in model.iterdir() if f.is_file()) / 1e6
     print(
