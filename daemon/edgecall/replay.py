@@ -16,12 +16,15 @@ A replay file is YAML (validated like config.yaml, errors with file and line):
         caller: 这个套餐多少钱？
         acoustic: 0.2                # optional acoustic emotion score in [-1, 1]
         reply: 我们的价格很优惠。     # optional: what the agent actually said
+      - {at_s: 12, silence: true}    # rules.conversation.silence_s passed without a sound
+      - {at_s: 15, dtmf: "0"}        # the caller pressed a key
     sms: sent                        # result of a poor-signal SMS: sent or failed
     transfer: ok                     # result of a transfer: ok or failed
     hangup: {by: caller, at_s: 30}
 
 Quality samples and turns are merged by time. The printed JSON lines are the
-messages the appliance would publish; the last one is the outcome.
+messages the appliance would publish; the last one is the outcome. On stderr,
+`flow_path` shows each node the call went through and why.
 """
 
 from __future__ import annotations
@@ -57,6 +60,19 @@ class ReplayTurn(ConfigModel):
     reply: str | None = Field(
         None, description="What the agent actually replied, if not the script."
     )
+    silence: bool = Field(
+        False, description="Instead of words: the caller stayed silent (silence_s passed)."
+    )
+    dtmf: str | None = Field(
+        None, pattern=r"^[0-9*#]$", description="Instead of words: the key the caller pressed."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ReplayTurn:
+        kinds = [self.caller is not None, self.silence, self.dtmf is not None]
+        if sum(kinds) > 1:
+            raise ValueError("a turn is one of: caller words, silence: true, dtmf")
+        return self
 
 
 class ReplayHangup(ConfigModel):
@@ -131,6 +147,10 @@ def run_replay(
         t = t0 + at_s
         if what == "quality":
             step = session.quality(item, t, call.quality.source)
+        elif item.silence:
+            step = session.silence(t)
+        elif item.dtmf is not None:
+            step = session.key(item.dtmf, t)
         else:
             step = session.caller_turn(item.caller, t, acoustic=item.acoustic, reply=item.reply)
         actions += step
@@ -161,9 +181,28 @@ def format_messages(messages: list[Message]) -> str:
     )
 
 
+def flow_path(messages: list[Message]) -> list[str]:
+    """One line per flow step: the node the call is at afterwards, what moved it and why."""
+    lines, node = [], None
+    for m in messages:
+        body = m.body
+        if m.kind != "event" or body.get("type") != "flow":
+            continue
+        arrow = f"{node} -> {body['node']}" if node and node != body["node"] else body["node"]
+        said = ", ".join(body["prompts"])
+        answer = f"{body['answer']}: " if body.get("answer") else ""
+        end = f" [ends: {body['ending']}]" if body.get("ending") else ""
+        lines.append(f"{arrow} ({answer}{body['why']}) says {said}{end}")
+        node = body["node"]
+    return lines
+
+
 def summary(outcome: dict) -> str:
     keys = (
         "outcome",
+        "agreed",
+        "end_reason",
+        "node",
         "scene",
         "decided_by",
         "delay_s",

@@ -21,6 +21,7 @@ SCHEMA_FILES = {
     "edgecall.agent-prompt/1": "agent-prompt.json",
     "edgecall.sms-request/1": "sms-request.json",
     "edgecall.config-report/1": "config-report.json",
+    "edgecall.dial-skipped/1": "dial-skipped.json",
 }
 _BASE = "https://edgecall.dev/schemas/"
 

@@ -89,6 +89,7 @@ import numpy as np
 import soundfile
 import yaml
 
+from tests.bench.percentiles import fmt, pct
 from tests.harness.audio import make_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.lab import (
@@ -588,15 +589,6 @@ async def bench(
 
 
 # --- tables ----------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def fmt(values: list[float], q: float, minus: float = 0.0) -> str:
-    return f"{pct(values, q) - minus:.2f}" if values else "-"
 
 
 def describe_caller(language: str, ends: list[float], duration: float) -> str:

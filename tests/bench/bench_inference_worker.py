@@ -21,14 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the spawned workers inherit this and import the test handlers
 
 from edgecall.inference.worker import InferenceClient, WorkerSettings  # noqa: E402
+from tests.bench.percentiles import pct  # noqa: E402
 
 REGISTRY = {"echo": "tests.inference.echo_handler:EchoHandler"}
 RATE = 16000
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _round_trips(client: InferenceClient, rounds: int, **call) -> list[float]:
@@ -126,8 +122,8 @@ async def main(rounds: int) -> None:
             rows.append(
                 (
                     f"round trip, {label} (ms)",
-                    f"{_pct(samples, 0.5) * 1000:.3f}",
-                    f"{_pct(samples, 0.95) * 1000:.3f}",
+                    f"{pct(samples, 0.5) * 1000:.3f}",
+                    f"{pct(samples, 0.95) * 1000:.3f}",
                 )
             )
 

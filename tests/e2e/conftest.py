@@ -54,14 +54,16 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 def appliance_config(
     tmp_path: Path, kamailio: Kamailio, broker: Mosquitto, prompt_wavs: dict[str, Path]
 ) -> Callable[..., Path]:
-    """Writes a config.yaml for the daemon: the shipped one, pointed at the test peers."""
+    """Writes a config.yaml for the daemon: the shipped one, pointed at the test peers, with
+    espeak-ng recordings of the English prompts unless `recordings` says otherwise ({}: the
+    shipped prompts as they are, synthesized by the on-device voices)."""
 
-    def write(**changes: Any) -> Path:
+    def write(recordings: dict[str, Path] | None = None, **changes: Any) -> Path:
         return write_appliance_config(
             tmp_path,
             kamailio=kamailio,
             broker=broker,
-            prompt_wavs=prompt_wavs,
+            prompt_wavs=prompt_wavs if recordings is None else recordings,
             rtp_base=rtp_base(),
             **changes,
         )

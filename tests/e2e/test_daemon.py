@@ -136,41 +136,6 @@ async def test_without_a_signal_source_a_lossy_rtp_stream_triggers_the_poor_sign
     assert notes and notes[0]["source_to"] in ("rtp", None)
 
 
-async def test_a_normal_call_is_understood_and_completed(running, caller, tmp_path):
-    # Acoustic emotion off: this caller is a speech synthesiser, and the text decides alone
-    # (config.yaml documents this setting); the turn events say which sources were used.
-    daemon, office = await running(models={"acoustic_emotion": None})
-    peer = caller()
-    await peer.wait("reg", where=lambda e: e["code"] == 200)
-    talk = speech_then_silence(
-        tmp_path / "talk.wav",
-        ["Hello, what plan is it?", "Sounds good, I am interested, sign me up. Thank you!"],
-    )
-    peer.send(
-        cmd="call",
-        to=APPLIANCE,
-        play=str(talk),
-        play_delay=6.0,
-        headers={"X-Signal-Strength": "-85"},
-    )
-    outcome = await office.wait_for("outcomes", timeout=90)
-    turns = [m for m in office.call_messages(outcome["call_id"]) if m.get("type") == "turn"]
-    assert outcome["outcome"] == "completed", (turns, daemon.log())
-    assert outcome["final_intent"] == 1 and outcome["final_emotion"] == 1
-    assert len(turns) >= 2
-    assert "interested" in turns[-1]["utterance"].lower()
-    assert turns[-1]["emotion"]["sources"] == ["text"]
-    assert turns[-1]["reply"]["situation"] == "closing"
-    started = next(
-        m for m in office.call_messages(outcome["call_id"]) if m.get("type") == "call.started"
-    )
-    assert (started["direction"], started["remote"], started["language"]) == (
-        "inbound",
-        CALLER,
-        "en",
-    )
-
-
 async def test_interest_then_frustration_is_transferred_to_the_human_agent(
     running, caller, tmp_path
 ):
@@ -332,13 +297,18 @@ async def test_a_chinese_call_is_transcribed_by_the_multilingual_model(
         play_delay=2.0,
         headers={"X-Signal-Strength": "-85"},
     )
+    await peer.wait("playing", timeout=30)
+    loop = asyncio.get_running_loop()
+    # hang up once the caller has said everything (a pause inside a clip may end a turn
+    # early, so two turns alone do not mean both clips were heard), or after 30 s more
+    talked = loop.time() + len(read_wav(talk)) / 16000
     first = await office_turn(office, timeout=60)
-    deadline = asyncio.get_running_loop().time() + 30
-    while asyncio.get_running_loop().time() < deadline:
+    deadline = talked + 30
+    while loop.time() < deadline:
         turns = [
             b for t, b, _ in office.messages if t.endswith("/events") and b.get("type") == "turn"
         ]
-        if len(turns) >= 2:
+        if len(turns) >= 2 and loop.time() > talked:
             break
         await asyncio.sleep(0.2)
     peer.send(cmd="hangup")

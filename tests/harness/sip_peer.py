@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -203,6 +205,10 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
     ap.add_argument("--no-register", action="store_true")
     opts = ap.parse_args()
     domain = opts.registrar.split(":", 1)[1].split(";")[0]
+    # The parent ends this process ("quit", then a kill). A Ctrl-C to the terminal's
+    # process group (make demo) must not: a KeyboardInterrupt skips the cleanup below,
+    # and pjsua2's ~Call then asserts (SIGABRT) in the interpreter's final collection.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     ep = pj.Endpoint()
     ep.libCreate()
@@ -470,6 +476,11 @@ def main() -> None:  # noqa: C901 - one small UA in one function keeps the harne
         ep.libHandleEvents(10)
     calls.clear()
     buddies.clear()
+    # every Call must go before the library: one held by a pending action in `later` (a
+    # closure, in a reference cycle) otherwise dies in the interpreter's final collection,
+    # after libDestroy, where pjsua2's ~Call asserts and the peer aborts at exit
+    later.clear()
+    gc.collect()
     acc.shutdown()
     ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
 

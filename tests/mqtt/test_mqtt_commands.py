@@ -92,6 +92,61 @@ async def test_command_round_trips_and_malformed_commands(mosquitto: Mosquitto, 
         assert stats["commands"] >= 15 and stats["command_errors"] >= 11
 
 
+async def test_do_not_call_list_round_trip(mosquitto: Mosquitto, state_dir: Path):
+    """Head office adds, lists and removes numbers; the list is the one the dialer reads."""
+    from edgecall.dnc import DncCommands, DoNotCallList
+
+    dnc = DoNotCallList(state_dir / "dnc.sqlite")
+    async with (
+        collecting(mosquitto, f"{PREFIX}/cmd/+/reply") as col,
+        running_link(config(mosquitto.port), state_dir) as link,
+        aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hq") as hq,
+    ):
+        while link.state != "connected":
+            await asyncio.sleep(0.02)
+
+        async def send(name: str, rid: str, **args: Any) -> dict:
+            before = len(col.on(f"/cmd/{name}/reply"))
+            payload = json.dumps({"request_id": rid, "args": args})
+            await hq.publish(f"{PREFIX}/cmd/{name}", payload, qos=1)
+            await col.wait_for(lambda ms: len(col.on(f"/cmd/{name}/reply")) > before, 10)
+            reply = col.on(f"/cmd/{name}/reply")[-1].json()
+            REPLY.validate(reply)
+            assert reply["request_id"] == rid
+            return reply
+
+        early = await send("dnc-list", "n0")
+        assert early["ok"] is False and early["error"]["code"] == "unavailable"
+        DncCommands(dnc).register(link)
+
+        added = await send("dnc-add", "n1", numbers=["+86 138 0013 8000", "13900139000"])
+        assert added["ok"] and added["result"] == {"added": 2, "already_listed": 0, "count": 2}
+        assert dnc.contains("sip:+8613800138000@pbx")  # what the dialer asks
+
+        page = await send("dnc-list", "n2", limit=1)
+        (entry,) = page["result"]["entries"]
+        assert (entry["number"], entry["source"], entry["call_id"]) == (
+            "+8613800138000",
+            "head_office",
+            None,
+        )
+        assert page["result"]["next_after"] == "+8613800138000"
+        rest = await send("dnc-list", "n3", after=page["result"]["next_after"])
+        assert [e["number"] for e in rest["result"]["entries"]] == ["13900139000"]
+        assert rest["result"]["next_after"] is None
+
+        bad = await send("dnc-add", "n4", numbers=["13700137000", "call me"])
+        assert bad["error"]["code"] == "invalid_number" and "numbers/1" in bad["error"]["message"]
+        assert not dnc.contains("13700137000")
+
+        removed = await send("dnc-remove", "n5", numbers=["0086-138-0013-8000"])
+        assert removed["result"] == {"removed": 1, "not_listed": 0, "count": 1}
+        left = await send("dnc-list", "n6")
+        assert [e["number"] for e in left["result"]["entries"]] == ["13900139000"]
+        assert not dnc.contains("+8613800138000")
+    dnc.close()
+
+
 async def test_slow_handler_gets_timeout_reply(mosquitto: Mosquitto, state_dir: Path):
     async def slow(req: CommandRequest) -> dict[str, Any]:
         await asyncio.sleep(30)

@@ -123,3 +123,15 @@ def test_format_message_lines():
     assert fmt("p/s/a/status", encode({"state": "offline"}), True).endswith(
         "STATUS  offline (retained)"
     )
+    step = encode(
+        {"call_id": "c1", "seq": 7, "type": "flow", "node": "offer", "answer": "yes",
+         "why": "caller: 'sure'", "prompts": ["offer"], "ending": None}
+    )  # fmt: skip
+    assert fmt("p/s/a/calls/c1/events", step) == (
+        "12:00:01.234 NODE    call=c1 seq=7 offer (yes: caller: 'sure') says offer"
+    )
+    end = encode(
+        {"call_id": "c1", "seq": 9, "type": "flow", "node": "offer", "answer": "do_not_call",
+         "why": "caller: 'stop calling'", "prompts": ["do_not_call"], "ending": "do_not_call"}
+    )  # fmt: skip
+    assert fmt("p/s/a/calls/c1/events", end).endswith("says do_not_call ENDS do_not_call")

@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from edgecall.config.sip import AutoAnswerRule
+from edgecall.telephony import engine
 from edgecall.telephony.events import (
     CallStateChanged,
     IncomingCall,
@@ -152,10 +153,15 @@ async def test_packet_loss_at_the_caller_shows_in_quality_samples(appliance, pee
     assert all(s.rx_packets > 20 for s in samples)
 
 
-async def test_a_fifth_call_is_refused_by_the_stack_and_published(appliance, sip_config, peers):
-    """The pjsua2 wheel carries at most 4 calls per process; the 5th gets 486 from pjsua
-    itself, before any Account sees it, and is still published."""
+async def test_a_call_beyond_every_slot_is_refused_by_the_stack_and_published(
+    appliance, sip_config, peers, monkeypatch
+):
+    """With every pjsua call slot taken (here: no spare slots beyond the 4 configured
+    calls), the 5th INVITE gets 486 from pjsua itself, before any Account sees it, and is
+    still published."""
+    monkeypatch.setattr(engine, "_SPARE_CALL_SLOTS", 0)
     tel, events = await appliance(sip_config(max_concurrent_calls=4))
+    assert engine.library_max_calls() == 4
     await events.wait(RegistrationChanged, where=lambda e: e.registered)
     first, second = peers("1002"), peers("1003")
     for p in (first, second):

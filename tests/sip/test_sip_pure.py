@@ -78,14 +78,20 @@ async def test_audio_sink_drops_oldest_and_detects_barge_in():
     quiet = np.zeros(FRAME_BYTES // 2, dtype="<i2").tobytes()
     loud = (np.sin(np.arange(FRAME_BYTES // 2) / 3) * 8000).astype("<i2").tobytes()
     sink.arm_barge_in(True)
-    for frame in (quiet, loud, loud, quiet, loud, loud):
+    # clicks with quiet between them never add up to speech
+    for frame in (loud, quiet, loud, quiet, loud, quiet):
         sink.deliver(frame)
     assert barged == [] and sink.dropped == 3
+    # a short gap inside speech takes one frame back instead of starting over:
+    # loud, loud (2), quiet (1), loud, loud (3 = 60 ms)
+    for frame in (loud, loud, quiet, loud):
+        sink.deliver(frame)
+    assert barged == []
     sink.deliver(loud)
     assert barged == [1]
     sink.close()
     items = [sink.queue.get_nowait() for _ in range(sink.queue.qsize())]
-    assert items[-1] is None and sink.received == 7 and sink.dropped == 5
+    assert items[-1] is None and sink.received == 11 and sink.dropped == 9
     sink.deliver(loud)  # after close: ignored
-    assert sink.received == 7
+    assert sink.received == 11
     await asyncio.sleep(0)

@@ -13,10 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from edgecall.calls import FRAMES_PER_CHUNK, CallController, CallServices, HeardUtterance
+from edgecall.calls import (
+    FRAMES_PER_CHUNK,
+    FRAMES_PER_CHUNK_TALKING,
+    CallController,
+    CallServices,
+    HeardUtterance,
+)
 from edgecall.config.root import EdgecallConfig
 from edgecall.messages import Identity
 from edgecall.rules.session import Lexicons
+from edgecall.speech.speaker import Piece, Speech
 from edgecall.validation import schema_errors
 
 
@@ -98,6 +105,22 @@ class ScriptedAnalyzer:
         self.closed = True
 
 
+class FakeSpeaker:
+    """Plays each prompt's recording as one piece, as the real speaker does for a recording;
+    a prompt without one is a prompt no voice could say."""
+
+    async def _one(self, speech, wav):
+        if wav is None:
+            speech.notes.append("no voice could say it")
+            return
+        speech.source, speech.duration_s = "recorded", 0.01
+        yield Piece(wav, 0.01)
+
+    def speech(self, language, text, *, wav=None, cacheable=True):
+        speech = Speech(text, language)
+        return speech, self._one(speech, wav)
+
+
 class FakeSms:
     def __init__(self, ok=True):
         self.ok, self.sent = ok, []
@@ -117,7 +140,16 @@ def with_prompts_and_fast_quality(cfg: EdgecallConfig) -> EdgecallConfig:
     return EdgecallConfig.model_validate(data)
 
 
-def make_call(cfg, *, analyzer=None, sms=None, transfer_code=202, direction="inbound"):
+class FakeDnc:
+    def __init__(self) -> None:
+        self.added: list[tuple] = []
+
+    def add(self, number, *, reason, call_id, t):
+        self.added.append((number, reason, call_id))
+        return True
+
+
+def make_call(cfg, *, analyzer=None, sms=None, transfer_code=202, direction="inbound", dnc=None):
     tel, pub = FakeTelephony(transfer_code), FakePublisher()
     services = CallServices(
         cfg=cfg,
@@ -126,8 +158,9 @@ def make_call(cfg, *, analyzer=None, sms=None, transfer_code=202, direction="inb
         telephony=tel,
         publisher=pub,
         analyzer=analyzer,
+        speaker=FakeSpeaker(),
         sms=sms,
-        base_dir=Path("/srv/edgecall"),
+        dnc=dnc,
     )
     call = CallController(services, call_id="call-1", direction=direction, remote="+8613800000001")
     tel.controller = call
@@ -187,7 +220,7 @@ async def test_poor_signal_prompt_then_hangup_then_sms_then_outcome(cfg):
     sms = FakeSms()
     call, tel, pub = make_call(cfg, sms=sms)
     call.on_confirmed()
-    for _ in range(300):
+    for _ in range(600):  # the hang-up waits up to LISTEN_GRACE_S for the caller's last audio
         call.on_sip_header("-125")
         await asyncio.sleep(0.01)
         if call.finished.is_set():
@@ -204,12 +237,13 @@ async def test_poor_signal_prompt_then_hangup_then_sms_then_outcome(cfg):
     ]
     names = [e[0] if e[0] != "play" else e[1] for e in tel.log]
     assert names.index("network_problem.wav") < names.index("hangup")
+    assert ("play", "network_problem.wav", False) in tel.log  # not cut short by the caller
 
 
 async def test_failed_sms_still_ends_with_the_outcome(cfg):
     call, tel, pub = make_call(cfg, sms=FakeSms(ok=False))
     call.on_confirmed()
-    for _ in range(300):
+    for _ in range(600):
         call.on_sip_header("-130")
         await asyncio.sleep(0.01)
         if call.finished.is_set():
@@ -256,13 +290,36 @@ async def test_abort_mid_call_gives_an_error_outcome(cfg):
     assert (outcome["outcome"], outcome["reason"]) == ("error", "daemon stopping")
 
 
-async def test_missing_prompt_recording_is_skipped_not_fatal(shipped_config):
+async def test_a_prompt_nobody_can_say_is_logged_and_reported_not_fatal(shipped_config, caplog):
     call, tel, pub = make_call(shipped_config)  # shipped prompts have text only
     call.on_confirmed()
     await asyncio.sleep(0.05)
     assert tel.log == []
     await call.on_disconnected(not_connected=None)
     assert check_messages(pub)["outcome"] == "abandoned"
+    played = [m for _, m in pub.sent if m.get("type") == "prompt.played"]
+    assert played and played[0]["situation"] == "opening"
+    assert played[0]["source"] == "none" and played[0]["ended"] == "failed"
+    assert played[0]["notes"] == ["no voice could say it"]
+    assert "caller hears nothing" in caplog.text
+
+
+async def test_prompt_played_reports_barge_in_and_where(cfg):
+    call, tel, pub = make_call(cfg)
+
+    async def cut_short(call_id, wav, *, barge_in=False):
+        tel.log.append(("play", Path(wav).name, barge_in))
+        return "barge_in"
+
+    tel.play = cut_short
+    call.on_confirmed()
+    await asyncio.sleep(0.05)
+    await call.on_disconnected(not_connected=None)
+    check_messages(pub)
+    played = next(m for _, m in pub.sent if m.get("type") == "prompt.played")
+    assert played["ended"] == "barge_in" and played["source"] == "recorded"
+    assert 0 <= played["played_s"] <= played["duration_s"]
+    assert played["first_audio_ms"] is not None
 
 
 class GatedPublisher(FakePublisher):
@@ -325,6 +382,55 @@ async def test_every_last_frame_is_analysed_before_the_final_flush(cfg):
     assert analyzer.fed_at_flush == 6
 
 
+class SizingAnalyzer:
+    """Notes the size of every chunk it is fed, in frames."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    async def feed(self, call_id, pcm, language):
+        self.sizes.append(len(pcm) // 640)
+        return []
+
+    async def flush(self, call_id, language):
+        return []
+
+    async def close_call(self, call_id):
+        pass
+
+
+async def test_chunks_are_short_while_the_caller_talks_and_long_when_the_line_is_quiet(
+    cfg, monkeypatch
+):
+    import edgecall.calls as calls
+
+    monkeypatch.setattr(calls, "TALKING_S", 0.5)
+    analyzer = SizingAnalyzer()
+    call, tel, pub = make_call(cfg, analyzer=analyzer)
+    call.on_confirmed()
+    loud, quiet = b"\x00\x10" * 320, b"\0" * 640
+
+    async def frames(frame: bytes, n: int) -> None:
+        for _ in range(n):
+            await tel.queue.put(frame)
+            await asyncio.sleep(0.005)
+
+    await frames(quiet, 2 * FRAMES_PER_CHUNK)  # nobody has spoken yet: long chunks
+    await frames(loud, 3 * FRAMES_PER_CHUNK)  # the caller talks: short from the first sound
+    await frames(quiet, 2 * FRAMES_PER_CHUNK_TALKING)  # a pause: still short
+    await asyncio.sleep(0.6)  # quiet for longer than TALKING_S
+    await frames(quiet, 2 * FRAMES_PER_CHUNK)
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    check_messages(pub)
+    short, long = FRAMES_PER_CHUNK_TALKING, FRAMES_PER_CHUNK
+    assert analyzer.sizes[:3] == [long, long, long]  # the third holds the first loud frames
+    talk = analyzer.sizes[3:]
+    assert talk[: 2 * long // short] == [short] * (2 * long // short)
+    assert talk[-2:] == [long, long]
+    assert sum(analyzer.sizes) == 5 * long + 2 * short + 2 * long
+
+
 async def test_the_reply_to_words_heard_as_the_caller_hung_up_is_not_played(cfg, caplog):
     analyzer = ScriptedAnalyzer([], last=[("太烦了，别再打了", 0.1)])
     call, tel, pub = make_call(cfg, analyzer=analyzer)
@@ -337,6 +443,101 @@ async def test_the_reply_to_words_heard_as_the_caller_hung_up_is_not_played(cfg,
     check_messages(pub)
     turns = [m for _, m in pub.sent if m.get("type") == "turn"]
     assert turns[-1]["utterance"] == "太烦了，别再打了"
-    assert turns[-1]["reply"]["situation"] == "soothing"  # decided and published...
+    assert turns[-1]["reply"]["situation"] == "do_not_call"  # decided and published...
     assert [e for e in tel.log if e[0] == "play"] == plays  # ...but not played into a dead call
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def ask_not_to_be_called(cfg, words: str, dnc: FakeDnc | None):
+    """A call whose caller says `words` once; returns the telephony log and the outcome."""
+    call, tel, pub = make_call(cfg, analyzer=ScriptedAnalyzer([(words, 0.0)]), dnc=dnc)
+    call.on_confirmed()
+    await speak(tel, 1)
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if ("hangup", "flow ended: do_not_call") in tel.log:
+            break
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    return tel.log, check_messages(pub)
+
+
+async def test_stop_calling_me_is_recorded_before_the_goodbye_and_then_the_call_ends(cfg):
+    dnc = FakeDnc()
+    log, outcome = await ask_not_to_be_called(cfg, "别再打了！", dnc)
+    assert (outcome["outcome"], outcome["end_reason"]) == ("failed", "do_not_call")
+    assert dnc.added == [("+8613800000001", "caller: '别再打了'", "call-1")]
+    assert log[-2:] == [("play", "do_not_call.wav", False), ("hangup", "flow ended: do_not_call")]
+
+
+async def test_a_do_not_call_the_box_cannot_record_is_in_the_outcome(cfg):
+    _, outcome = await ask_not_to_be_called(cfg, "别再打了", None)
+    assert "do-not-call not recorded: no do-not-call list" in outcome["missing"]
+
+
+async def test_the_dtmf_key_for_a_person_transfers_the_call(cfg):
+    call, tel, pub = make_call(cfg)
+    call.on_confirmed()
+    await asyncio.sleep(0.05)
+    call.on_dtmf("5")  # means nothing here
+    call.on_dtmf("0")
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if call.session.ended:
+            break
+    outcome = check_messages(pub)
+    assert (outcome["outcome"], outcome["reason"]) == ("transferred", "caller pressed 0")
+    digits = [m["digit"] for _, m in pub.sent if m.get("type") == "dtmf"]
+    assert digits == ["5", "0"]
+
+
+async def test_silence_after_a_prompt_asks_once_then_closes_but_sound_resets_it(cfg):
+    data = cfg.model_dump()
+    data["rules"]["conversation"]["silence_s"] = 0.3
+    quiet = EdgecallConfig.model_validate(data)
+    call, tel, pub = make_call(quiet)
+    call.on_confirmed()
+    for _ in range(20):  # the caller makes a sound every 0.1 s: no silence
+        await tel.queue.put(b"\x00\x10" * 320)
+        await asyncio.sleep(0.02)
+    assert [e[1] for e in tel.log if e[0] == "play"] == ["opening.wav"]
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if ("hangup", "flow ended: silence") in tel.log:
+            break
+    played = [e[1] for e in tel.log if e[0] == "play"]
+    assert played == ["opening.wav", "still_there.wav", "opening.wav", "goodbye.wav"]
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    outcome = check_messages(pub)
+    assert (outcome["outcome"], outcome["reason"][:8]) == ("abandoned", "silence:")
+
+
+async def test_caller_audio_is_kept_when_recordings_dir_is_set(cfg, tmp_path):
+    import wave
+
+    data = cfg.model_dump()
+    data["storage"].update(state_dir=str(tmp_path), recordings_dir="recordings")
+    call, tel, pub = make_call(EdgecallConfig.model_validate(data))
+    call.on_confirmed()
+    await speak(tel, 3)
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    check_messages(pub)
+    (path,) = (tmp_path / "recordings").glob("*.wav")
+    assert path.name.endswith("-call-1.wav")
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (16000, 1, 3 * 5 * 320)
+
+
+async def test_a_recording_that_cannot_be_written_is_noted_and_the_call_goes_on(cfg, tmp_path):
+    (tmp_path / "recordings").write_text("a file where the directory should be")
+    data = cfg.model_dump()
+    data["storage"].update(state_dir=str(tmp_path), recordings_dir="recordings")
+    call, tel, pub = make_call(EdgecallConfig.model_validate(data))
+    call.on_confirmed()
+    await speak(tel, 1)
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    outcome = check_messages(pub)
+    assert any(m.startswith("recording ") for m in outcome["missing"]), outcome["missing"]

@@ -195,8 +195,9 @@ def test_check_config_cli_valid(tmp_path):
         "check-config", str(REPO / "config.yaml"), env={"EDGECALL_SIP_PASSWORD": secret}
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("\n") == 1
-    assert "OK" in result.stdout and "branch-01" in result.stdout
+    *prompts, summary = result.stdout.splitlines()
+    assert "OK" in summary and "branch-01" in summary
+    assert prompts[0] == "campaign retail-zh (zh):"  # then who speaks each prompt
     assert secret not in result.stdout + result.stderr
 
 

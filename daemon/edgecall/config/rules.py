@@ -174,7 +174,50 @@ class FailureFactorRuleConfig(ConfigModel):
     )
 
 
+class ConversationRuleConfig(ConfigModel):
+    """What the robot does when the caller is silent, unclear or keeps refusing (issue 13)."""
+
+    silence_s: float = Field(
+        6.0,
+        gt=0,
+        le=60,
+        description="Seconds without a sound from the caller after a prompt ended before "
+        "the robot asks whether they are still there.",
+    )
+    silence_reprompts: int = Field(
+        1, ge=0, le=5, description="Times the robot asks again after silence before it closes."
+    )
+    max_repeats: int = Field(
+        2,
+        ge=0,
+        le=5,
+        description="Times in a row the robot asks the caller to repeat what it did not "
+        "understand before it closes the call.",
+    )
+    refusal_turns: int = Field(
+        3,
+        ge=1,
+        description="A refusal persists after this many turns of negative purchase intent: "
+        "the call goes to the flow's declined node.",
+    )
+    dtmf_human: str | None = Field(
+        "0",
+        pattern=r"^[0-9*#]$",
+        description="Key that puts the caller through to a human agent at any node; "
+        "null: no key does.",
+    )
+    callback_min_s: int = Field(
+        300,
+        ge=0,
+        description="A callback the caller asked for is never booked sooner than this.",
+    )
+
+
 class RulesConfig(ConfigModel):
+    conversation: ConversationRuleConfig = Field(
+        default_factory=ConversationRuleConfig,
+        description="Silence, repeats, persistent refusal and keys at any node of a flow.",
+    )
     emotion: EmotionRuleConfig = Field(
         default_factory=EmotionRuleConfig, description="Emotion fusion."
     )

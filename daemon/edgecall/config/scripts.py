@@ -5,26 +5,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from edgecall.config.base import ConfigModel
+from edgecall.config.base import ConfigModel, FieldError, FieldErrors
+from edgecall.config.flows import Flow
+from edgecall.speech.text import SLOTS, slots_in
 
+# Prompts the built-in handling needs at any node of a flow; the flow's own nodes name
+# the rest (opening, product introduction, offer...).
 REQUIRED_SITUATIONS = (
-    "opening",
-    "product_intro",
-    "answer",
-    "soothing",
-    "closing",
-    "network_problem",
-    "transfer_notice",
+    "soothing",  # negative emotion
+    "repeat",  # the robot did not understand: please say it again
+    "still_there",  # the caller has been silent
+    "identify",  # "who is this?"
+    "do_not_call",  # "stop calling me": acknowledged, then goodbye
+    "callback",  # the caller gave a reason or a time to call back: goodbye until then
+    "goodbye",  # the caller said goodbye, stayed silent or could not be understood
+    "network_problem",  # poor signal: the call is about to end
+    "transfer_notice",  # a human agent takes over
 )
 
 
 class Prompt(ConfigModel):
-    text: str = Field(..., min_length=1, description="What is said (also logged and published).")
-    wav: Path | None = Field(
-        None, description="Recorded prompt (16 kHz mono WAV); absent means text only (TTS later)."
+    text: str = Field(
+        ...,
+        min_length=1,
+        description="What is said (also logged and published); may name slots in braces: "
+        "{product} (the campaign's), {number_tail} (last 4 digits of the caller's number).",
     )
+    wav: Path | None = Field(
+        None,
+        description="Recorded prompt, any format sox reads (converted once to the call's "
+        "rate); absent: the text is synthesized by the language's voice.",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _known_slots(cls, text: str) -> str:
+        try:
+            used = slots_in(text)
+        except ValueError as exc:
+            raise ValueError(f"malformed slot braces: {exc}") from None
+        unknown = sorted(used - SLOTS)
+        if unknown:
+            raise ValueError(
+                f"unknown slot {{{unknown[0]}}}; known: "
+                + ", ".join(f"{{{s}}}" for s in sorted(SLOTS))
+            )
+        return text
 
 
 class RetireFloors(ConfigModel):
@@ -42,8 +70,11 @@ class Campaign(ConfigModel):
     product: str = Field(..., min_length=1, description="Product offered, for outcomes and assist.")
     prompts: dict[str, Prompt] = Field(
         ...,
-        description="Prompt per situation; needs " + ", ".join(REQUIRED_SITUATIONS) + ".",
+        description="The campaign's prompts by name: those the flow's nodes say, and "
+        + ", ".join(REQUIRED_SITUATIONS)
+        + " for what callers do at any node.",
     )
+    flow: Flow = Field(..., description="The conversation: nodes, their prompts and answers.")
     followups: dict[str, Prompt] = Field(
         default_factory=dict,
         description="Follow-up per influencing-factor topic (e.g. 'price': a further discount).",
@@ -56,6 +87,25 @@ class Campaign(ConfigModel):
     retire: RetireFloors = Field(
         default_factory=RetireFloors, description="Script retirement floors."
     )
+
+    @model_validator(mode="after")
+    def _prompts_exist(self) -> Campaign:
+        errors = []
+        missing = [s for s in REQUIRED_SITUATIONS if s not in self.prompts]
+        if missing:
+            errors.append(FieldError(("prompts",), f"missing {', '.join(missing)}"))
+        known = "; prompts: " + ", ".join(self.prompts)
+        for name, node in self.flow.nodes.items():
+            for i, key in enumerate(node.say):
+                if key not in self.prompts:
+                    path = ("flow", "nodes", name, "say") + ((i,) if len(node.say) > 1 else ())
+                    errors.append(FieldError(path, f"no prompt {key!r}{known}"))
+            if node.reask is not None and node.reask not in self.prompts:
+                path = ("flow", "nodes", name, "reask")
+                errors.append(FieldError(path, f"no prompt {node.reask!r}{known}"))
+        if errors:
+            raise FieldErrors(errors)
+        return self
 
 
 class TimeSlot(ConfigModel):

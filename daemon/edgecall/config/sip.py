@@ -11,9 +11,19 @@ from edgecall.config.base import ConfigModel, FieldError, SecretRef
 
 Codec = Literal["G722", "PCMA", "PCMU"]
 
+#: PJSUA_MAX_CALLS in third_party/pjproject/config_site.h, the compile-time call limit of
+#: the pjsua2 binding third_party/build-pjsua2.sh builds (keep the two equal). At start
+#: the telephony layer also reads the limit of the library actually linked and refuses a
+#: max_concurrent_calls above it (telephony/engine.py).
+PJSUA_MAX_CALLS_BUILT = 64
+
 
 class SipTlsConfig(ConfigModel):
-    ca_file: Path | None = Field(None, description="CA list (PEM) to verify the PBX certificate.")
+    ca_file: Path | None = Field(
+        None,
+        description="CA list (PEM) to verify the PBX certificate; needed with verify_server "
+        "(pjsip has no default CA list).",
+    )
     cert_file: Path | None = Field(
         None, description="Client certificate (PEM), if the PBX wants one."
     )
@@ -76,9 +86,10 @@ class SipConfig(ConfigModel):
     max_concurrent_calls: int = Field(
         4,
         ge=1,
-        le=4,
-        description="Beyond this many calls, inbound calls get 486 Busy Here. At most 4: "
-        "the bundled pjsua2-python wheel carries no more calls per process.",
+        le=PJSUA_MAX_CALLS_BUILT,
+        description="Beyond this many calls, inbound calls get 486 Busy Here. At most "
+        f"{PJSUA_MAX_CALLS_BUILT}: the calls one process can carry with the pjsua2 we build "
+        "(PJSUA_MAX_CALLS); each call takes two ports of the RTP range.",
     )
     auto_answer: list[AutoAnswerRule] = Field(
         default_factory=lambda: [AutoAnswerRule()],
@@ -112,10 +123,11 @@ class SipConfig(ConfigModel):
         "for barge-in.",
     )
     barge_in_min_ms: int = Field(
-        200,
+        120,
         ge=20,
         le=2000,
-        description="Speech this long without a break stops a prompt played with barge-in.",
+        description="Speech this long stops a prompt played with barge-in (a quiet 20 ms "
+        "frame takes one loud frame back, so a short gap does not start the count over).",
     )
     agent_target: str = Field(
         ..., description="Extension or queue that receives transfers to a human agent, e.g. '8000'."
@@ -125,8 +137,22 @@ class SipConfig(ConfigModel):
     def _checks(self) -> SipConfig:
         if self.rtp_port_min > self.rtp_port_max:
             raise FieldError(("rtp_port_max",), "rtp_port_min must be <= rtp_port_max")
+        pairs = (self.rtp_port_max - self.rtp_port_min + 1) // 2
+        if pairs < self.max_concurrent_calls:
+            raise FieldError(
+                ("rtp_port_max",),
+                f"rtp_port_min..rtp_port_max holds {pairs} RTP/RTCP port pairs, fewer than "
+                f"max_concurrent_calls ({self.max_concurrent_calls}): each call takes two ports",
+            )
         if self.transport == "tls" and self.tls is None:
             raise FieldError(("transport",), "transport 'tls' needs a tls section")
+        if self.transport == "tls" and self.tls and self.tls.verify_server and not self.tls.ca_file:
+            # pjsip loads no default CA store: without a CA list every PBX certificate fails
+            raise FieldError(
+                ("tls", "verify_server"),
+                "verify_server needs ca_file (the PBX's CA, or "
+                "/etc/ssl/certs/ca-certificates.crt for a public CA): pjsip has no default CA list",
+            )
         if len(set(self.codecs)) != len(self.codecs):
             raise FieldError(("codecs",), "lists a codec twice")
         return self

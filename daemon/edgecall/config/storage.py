@@ -13,11 +13,19 @@ class StorageConfig(ConfigModel):
     state_dir: Path = Field(
         Path("/var/lib/edgecall"),
         description="Writable state directory (systemd StateDirectory): outbox, redial list, "
-        "script statistics.",
+        "do-not-call list, script statistics.",
+    )
+    dnc_file: str = Field(
+        "dnc.sqlite",
+        min_length=1,
+        description="SQLite file of the do-not-call list (numbers never dialled), relative "
+        "to state_dir. It is the record of who asked not to be called: include it in backups.",
     )
     recordings_dir: Path | None = Field(
         None,
-        description="If set, caller audio of each call is kept here as WAV (mind privacy law).",
+        description="If set, each call's caller audio is kept here as a 16 kHz WAV named "
+        "<UTC start>-<call id>.wav (relative to state_dir; mind privacy law). Nothing "
+        "deletes them: rotate them with your own job.",
     )
 
 

@@ -14,6 +14,13 @@ Two recognisers sit behind one interface:
   files); its own endpoint rules, driven by the same VAD settings, delimit
   utterances.
 
+With an end-of-turn model (`models.vad.end_of_turn`), the Whisper path judges
+each pause of the caller once, when it reaches `ask_ms`: the utterance so far is
+transcribed then (and kept, so a turn that ends at this pause waits for no
+decoding) while the smart-turn model is asked on a second thread; when the
+two agree the caller has finished, the turn ends right there, and when they
+hear a hesitation or a phrase left open, the pause is held (`Endpointer`).
+
 Chinese transcripts are converted to one script (`chinese_script`), whichever
 recogniser wrote them.
 
@@ -24,6 +31,8 @@ before sherpa-onnx sees it, because sherpa-onnx ends the process on a bad file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -34,11 +43,14 @@ import numpy as np
 from edgecall.config.models import AsrModelConfig, ModelsConfig, VadConfig
 from edgecall.inference.chinese_script import Script, to_script
 from edgecall.inference.manifest import ModelFileError, load_manifest, sha256_of, verified_path
+from edgecall.inference.turn import transcript_ends_turn
 
 SAMPLE_RATE = 16000
 SUPPORTED_RATES = (8000, 16000)
 VAD_WINDOW = 512  # samples per silero step at 16 kHz
 WHISPER_MAX_S = 29.0  # + 2 pads of 0.2 s stays under sherpa-onnx's 29.5 s limit
+# Speech this short after a held pause is taken for a filler ("um", 嗯): see Endpointer.
+FILLER = int(0.6 * SAMPLE_RATE)
 SPEECH_PAD = SAMPLE_RATE // 5  # 200 ms kept before and after speech: Whisper needs the onset
 
 
@@ -174,6 +186,16 @@ class SileroVad:
         return probs
 
 
+@dataclass(frozen=True)
+class TurnVerdict:
+    """What is known of a pause when it has lasted `end_of_turn.ask_ms`."""
+
+    probability: float  # the turn model's P(the caller has finished)
+    # the words so far end the turn (True), stop mid-phrase (False), or cannot tell (None);
+    # see `inference.turn.transcript_ends_turn`
+    words_end_turn: bool | None
+
+
 class Endpointer:
     """Turns per-window speech probabilities into utterance boundaries (in samples).
 
@@ -181,21 +203,78 @@ class Endpointer:
     probability has stayed below `threshold - 0.15` for `min_silence_ms`
     (hysteresis, as silero's own timestamps do). Bursts shorter than
     `min_speech_ms` are dropped and utterances longer than `max_utterance_s`
-    are cut there. Pure logic: no audio, no model.
+    are cut there. With `turn`, a pause that reaches `end_of_turn.ask_ms` is
+    judged once, by `turn(start, now)`:
+
+    * a `TurnVerdict`: below `hold_below` with words that do not end the turn, or
+      below `hold_open_below` with words that stop mid-phrase, the caller is
+      hesitating, and the pause must last `hold_ms` to end the turn; at or above
+      `end_above` with words that end the turn, it ends right there; otherwise
+      `min_silence_ms` decides;
+    * a bare probability (the model alone): below `hold_below` the turn is held.
+
+    A pause that follows a held one after less than FILLER of speech is held
+    again unless the words end the turn: the caller said "um" and is still looking
+    for the words (Whisper often writes the filler as a stray word, which the
+    words cannot read).
+
+    Pure logic: no audio, no model.
     """
 
-    def __init__(self, cfg: VadConfig, max_utterance_s: float | None = None) -> None:
+    def __init__(
+        self,
+        cfg: VadConfig,
+        max_utterance_s: float | None = None,
+        turn: Callable[[int, int], float | TurnVerdict] | None = None,
+    ) -> None:
         self.threshold = cfg.threshold
         self.neg_threshold = max(cfg.threshold - 0.15, 0.01)
         self.min_silence = int(cfg.min_silence_ms * SAMPLE_RATE / 1000)
         self.min_speech = int(cfg.min_speech_ms * SAMPLE_RATE / 1000)
         self.max_len = int((max_utterance_s or cfg.max_utterance_s) * SAMPLE_RATE)
+        eot = cfg.end_of_turn
+        self._turn = turn
+        self._ask = int(eot.ask_ms * SAMPLE_RATE / 1000)
+        self._hold_below = eot.hold_below
+        self._hold_open_below = eot.hold_open_below
+        self._hold = int(eot.hold_ms * SAMPLE_RATE / 1000)
+        self._end_above = eot.end_above
+        self.held = 0  # pauses the turn model held open (for tests and stats)
+        self.early = 0  # turns ended at ask_ms, before min_silence_ms
         self.reset()
 
     def reset(self) -> None:
         self.position = 0  # samples consumed
         self.start: int | None = None  # start of the open utterance
         self._silence_from: int | None = None
+        self._need = self.min_silence  # silence that ends this pause
+        self._asked = False
+        self._resumed: int | None = None  # where speech went on after a held pause
+
+    @property
+    def pause_start(self) -> int | None:
+        """Where the current pause of the open utterance began: its end if it ends now."""
+        return self._silence_from if self.start is not None else None
+
+    def _judge(self) -> None:
+        """The pause has lasted ask_ms: hold it, end the turn now, or leave it be."""
+        assert self._turn is not None and self.start is not None
+        verdict = self._turn(self.start, self.position)
+        if isinstance(verdict, TurnVerdict):
+            p, text = verdict.probability, verdict.words_end_turn
+            hesitant = p < self._hold_below and text is not True
+            hold = hesitant or (p < self._hold_open_below and text is False)
+            if self._resumed is not None and self._silence_from is not None:
+                hold = hold or (self._silence_from - self._resumed < FILLER and text is not True)
+            early = self._end_above is not None and p >= self._end_above and text is True
+        else:
+            hold, early = float(verdict) < self._hold_below, False
+        if hold:
+            self._need = max(self._hold, self.min_silence)
+            self.held += 1
+        elif early:
+            self._need = 0
+            self.early += 1
 
     def feed(self, probs: np.ndarray) -> list[tuple[int, int]]:
         done = []
@@ -206,19 +285,25 @@ class Endpointer:
                     self.start, self._silence_from = here, None
                 continue
             if p >= self.threshold:
-                self._silence_from = None
+                if self._silence_from is not None:  # the pause is over
+                    self._resumed = here if self._need > self.min_silence else None
+                self._silence_from, self._need, self._asked = None, self.min_silence, False
             elif p < self.neg_threshold and self._silence_from is None:
                 self._silence_from = here
-            if (
-                self._silence_from is not None
-                and self.position - self._silence_from >= self.min_silence
-            ):
+            silent = 0 if self._silence_from is None else self.position - self._silence_from
+            if self._turn is not None and not self._asked and silent >= self._ask:
+                self._asked = True
+                if self._silence_from - self.start >= self.min_speech:
+                    self._judge()
+            if self._silence_from is not None and silent >= self._need:
                 if self._silence_from - self.start >= self.min_speech:
                     done.append((self.start, self._silence_from))
-                self.start = self._silence_from = None
+                self.start = self._silence_from = self._resumed = None
+                self._need, self._asked = self.min_silence, False
             elif self.position - self.start >= self.max_len:
                 done.append((self.start, self.position))
-                self.start, self._silence_from = self.position, None
+                self.start, self._silence_from, self._resumed = self.position, None, None
+                self._need, self._asked = self.min_silence, False
         return done
 
     def finish(self) -> list[tuple[int, int]]:
@@ -287,6 +372,17 @@ def load_engine(
     raise ValueError(f"unknown ASR kind {kind!r}")
 
 
+_JUDGE_POOL: ThreadPoolExecutor | None = None
+
+
+def _judge_pool() -> ThreadPoolExecutor:
+    """One thread per process for the turn model, beside the decoding."""
+    global _JUDGE_POOL
+    if _JUDGE_POOL is None:
+        _JUDGE_POOL = ThreadPoolExecutor(1, thread_name_prefix="turn-model")
+    return _JUDGE_POOL
+
+
 class UtteranceRecognizer:
     """Feed audio with `accept`; get finished utterances back; `flush` at call end.
 
@@ -303,7 +399,10 @@ class UtteranceRecognizer:
         vad: VadConfig | None = None,
         threads: int = 1,
         engine: Any = None,
+        turn_detector: Any = None,
     ) -> None:
+        """`turn_detector` (an `inference.turn.TurnDetector`, shared by a worker's calls)
+        holds the turn open while the caller hesitates, as `vad.end_of_turn` says."""
         self.kind = kind
         self.vad_config = vad or VadConfig()
         self.language = language
@@ -316,9 +415,15 @@ class UtteranceRecognizer:
             self._offline = engine
             self._vad = self._make_vad(threads)
             # Whisper sees at most 30 s (sherpa-onnx drops the rest): cut before that.
+            self._turn_detector = turn_detector
             self._endpointer = Endpointer(
-                self.vad_config, min(self.vad_config.max_utterance_s, WHISPER_MAX_S)
+                self.vad_config,
+                min(self.vad_config.max_utterance_s, WHISPER_MAX_S),
+                turn=self._judge_pause if turn_detector is not None else None,
             )
+            # the utterance transcribed when its pause was judged: (start, end) and what
+            # it said
+            self._ahead: tuple[tuple[int, int], Utterance | None] | None = None
             self._audio = np.zeros(0, dtype=np.float32)  # recent audio at 16 kHz
             self._audio_start = 0  # sample index of self._audio[0]
         else:
@@ -329,7 +434,12 @@ class UtteranceRecognizer:
 
     @classmethod
     def from_config(
-        cls, asr: AsrModelConfig, models: ModelsConfig, language: str, engine: Any = None
+        cls,
+        asr: AsrModelConfig,
+        models: ModelsConfig,
+        language: str,
+        engine: Any = None,
+        turn_detector: Any = None,
     ) -> UtteranceRecognizer:
         model_dir = asr.dir if asr.dir.is_absolute() else models.dir / asr.dir
         return cls(
@@ -340,7 +450,41 @@ class UtteranceRecognizer:
             chinese_script=asr.chinese_script,
             vad=models.vad,
             threads=models.threads,
+            turn_detector=turn_detector,
         )
+
+    def _judge_pause(self, start: int, now: int) -> TurnVerdict:
+        """A pause of the open utterance has lasted ask_ms: transcribe the utterance as it
+        would end here, and ask the turn model about the caller's audio so far.
+
+        The words are kept, so a turn that ends at this pause, now or at min_silence_ms,
+        waits for no decoding: they heard the same speech, with the part of the 200 ms pad
+        after it that this chunk holds (the rest is silence the end would add). The model
+        runs on a second thread meanwhile (both release the GIL): on an idle second core
+        the judge costs the decoding alone."""
+        asked = _judge_pool().submit(self._turn_probability, start, now)
+        end = self._endpointer.pause_start
+        finished = None
+        try:
+            if end is not None:
+                utt = self._recognise_padded(start, end)
+                self._ahead = ((start, end), utt)
+                if utt is not None:
+                    words = self.vad_config.end_of_turn.early_max_words
+                    finished = transcript_ends_turn(utt.text, self.language, words)
+        finally:
+            probability = asked.result()
+        return TurnVerdict(probability, finished)
+
+    def _turn_probability(self, start: int, now: int) -> float:
+        """The turn model's verdict on the caller's turn from its start (with the speech
+        pad, as the recogniser will hear it) to now, pause included."""
+        lo = max(start - SPEECH_PAD - self._audio_start, 0)
+        hi = max(now - self._audio_start, lo)
+        try:
+            return self._turn_detector.probability(self._audio[lo:hi])
+        except ValueError:  # too little audio to judge: the usual silence decides
+            return 1.0
 
     def _make_vad(self, threads: int) -> SileroVad:
         model = self.vad_config.model or default_vad_model()
@@ -387,6 +531,7 @@ class UtteranceRecognizer:
         """End of audio: return whatever utterance is still open, then start afresh."""
         if self.kind == "whisper":
             out = self._recognise_segments(self._endpointer.finish())
+            self._ahead = None
             self._vad.reset()
             self._audio = np.zeros(0, dtype=np.float32)
             self._audio_start = 0
@@ -406,15 +551,26 @@ class UtteranceRecognizer:
 
     def _recognise_segments(self, segments: list[tuple[int, int]]) -> list[Utterance]:
         out = []
-        total = self._audio_start + self._audio.size
+        ahead, ep = self._ahead, self._endpointer
         for start, end in segments:
-            lo = max(start - SPEECH_PAD, self._audio_start)
-            hi = min(end + SPEECH_PAD, total)
-            samples = self._audio[lo - self._audio_start : hi - self._audio_start]
-            utt = self._recognise(samples, lo)
+            # transcribed when this pause was judged: the same speech
+            if ahead is not None and ahead[0] == (start, end):
+                out.extend([ahead[1]] if ahead[1] is not None else [])
+                ahead = None
+                continue
+            utt = self._recognise_padded(start, end)
             if utt is not None:
                 out.append(utt)
+        # kept while its pause may still end the open utterance
+        still_open = ahead is not None and ahead[0] == (ep.start, ep.pause_start)
+        self._ahead = ahead if still_open else None
         return out
+
+    def _recognise_padded(self, start: int, end: int) -> Utterance | None:
+        """Speech [start, end) with SPEECH_PAD either side, as far as the kept audio goes."""
+        lo = max(start - SPEECH_PAD, self._audio_start)
+        hi = min(end + SPEECH_PAD, self._audio_start + self._audio.size)
+        return self._recognise(self._audio[lo - self._audio_start : hi - self._audio_start], lo)
 
     def _trim_audio(self) -> None:
         """Keep only what a future utterance can need: memory stays bounded."""

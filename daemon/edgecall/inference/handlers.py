@@ -7,6 +7,7 @@ worker process, so the daemon never loads a model runtime.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from edgecall.rules.scene import SceneGuess
+
+log = logging.getLogger("edgecall.inference")
 
 
 def model_path(models: Any, path: Path) -> Path:
@@ -65,6 +68,7 @@ class CallAnalysisHandler:
         self.config = config
         self._calls: dict[str, _CallAudio] = {}
         self._engines: dict[tuple[Path, str], Any] = {}  # one loaded model per dir and language
+        self._turn: Any = None
         emotion_dir = (
             model_path(config, config.acoustic_emotion) if config.acoustic_emotion else None
         )
@@ -94,7 +98,24 @@ class CallAnalysisHandler:
             engine = self._engines[key] = load_engine(
                 key[0], kind=chosen.kind, language=language, vad=models.vad, threads=models.threads
             )
-        return UtteranceRecognizer.from_config(chosen, models, language, engine=engine)
+        return UtteranceRecognizer.from_config(
+            chosen, models, language, engine=engine, turn_detector=self._turn_detector()
+        )
+
+    def _turn_detector(self) -> Any:
+        """The worker's one end-of-turn model (stateless, shared by its calls), if any."""
+        eot = self.config.models.vad.end_of_turn
+        if eot.model is None:
+            return None
+        if self._turn is None:
+            from edgecall.inference.turn import TurnDetector
+
+            try:
+                self._turn = TurnDetector(model_path(self.config.models, eot.model))
+            except Exception as exc:  # a bad model file costs the hold, not the call's words
+                log.error("end-of-turn model unusable, pauses end turns as usual: %s", exc)
+                self._turn = False
+        return self._turn or None
 
     def feed(self, call_id: str, language: str, audio: np.ndarray) -> list[dict[str, Any]]:
         call = self._calls.get(call_id)

@@ -25,7 +25,7 @@ from edgecall.mqtt.topics import COMMAND_NAME
 log = logging.getLogger("edgecall.mqtt.commands")
 
 # Commands every appliance understands (the daemon registers handlers for them).
-BUILTIN = ("ping", "reload-config", "dial", "cancel-redial")
+BUILTIN = ("ping", "reload-config", "dial", "cancel-redial", "dnc-add", "dnc-remove", "dnc-list")
 REMEMBERED_REPLIES = 256
 
 

@@ -211,6 +211,8 @@ def format_message(
     if not isinstance(doc, dict):
         return _cut(f"{head} {topic} {_value(doc)}")
     parts: list[str] = []
+    if kind == "events" and doc.get("type") == "flow":
+        return _cut(f"{stamp} {'NODE':<7} {_flow_step(doc)}")
     if kind == "status":
         parts.append(str(doc.get("state", "?")))
         if retained:
@@ -238,6 +240,17 @@ def format_message(
             parts.append(topic)
         parts.append(_fields({k: v for k, v in doc.items() if k not in ENVELOPE_KEYS}))
     return _cut(" ".join([head, *[p for p in parts if p]]))
+
+
+def _flow_step(doc: dict[str, Any]) -> str:
+    """A flow event as a technician reads a call's path: where it is, why, what is said."""
+    answer = f"{doc['answer']}: " if doc.get("answer") else ""
+    said = ",".join(doc.get("prompts") or [])
+    end = f" ENDS {doc['ending']}" if doc.get("ending") else ""
+    return (
+        f"call={doc.get('call_id')} seq={doc.get('seq')} {doc.get('node')} "
+        f"({answer}{doc.get('why', '')}) says {said}{end}"
+    )
 
 
 def _stats_parts(doc: dict[str, Any]) -> list[str]:

@@ -23,6 +23,11 @@ class Factor:
     effect: str
     rule: str  # which branch of the seed's procedure found it
     understanding: Understanding
+    word: str | None = None  # the caller's own word for it ('流量' for topic data)
+
+    @property
+    def topic(self) -> str | None:
+        return self.keyword if self.is_topic else None
 
 
 def influencing_factor(
@@ -39,12 +44,15 @@ def influencing_factor(
     kw_now = extractor.extract(utterance, language)
 
     def found(keyword, rule: str) -> Factor:
+        # the caller's word for it when they said it, else the reply's
+        said = next((k.word for k in kw_now + kw_prev if keyword and k.term == keyword.term), None)
         return Factor(
             keyword.term if keyword else None,
             bool(keyword and keyword.is_topic),
             understanding.effect,
             rule if keyword else "none",
             understanding,
+            said or (keyword.word if keyword else None),
         )
 
     if understanding.effect == NEGATIVE:

@@ -47,6 +47,7 @@ class Keyword:
     term: str  # the topic name for synonyms, else the word itself (lower case)
     weight: float
     is_topic: bool
+    word: str = ""  # as said: the first synonym that named the topic ('流量' for data)
 
 
 class KeywordExtractor:
@@ -83,8 +84,11 @@ class KeywordExtractor:
         topic_counts = Counter(h.category for h in hits)
         taken = [(h.start, h.end) for h in hits]
         plain = self._zh(lowered, taken) if language == "zh" else self._en(lowered, taken)
-        keywords = [Keyword(t, TOPIC_WEIGHT * n, True) for t, n in topic_counts.items()]
-        keywords += [Keyword(w, weight, False) for w, weight in plain if w not in topic_counts]
+        said = {}
+        for h in hits:
+            said.setdefault(h.category, text[h.start : h.end])
+        keywords = [Keyword(t, TOPIC_WEIGHT * n, True, said[t]) for t, n in topic_counts.items()]
+        keywords += [Keyword(w, weight, False, w) for w, weight in plain if w not in topic_counts]
         order = {k.term: i for i, k in enumerate(keywords)}
         keywords.sort(key=lambda k: (-k.weight, order[k.term]))
         return keywords[:MAX_KEYWORDS]

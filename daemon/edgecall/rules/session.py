@@ -10,23 +10,27 @@ exactly one outcome (call-rules.md section 8), whatever order inputs arrive in.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from edgecall.config.root import EdgecallConfig
+from edgecall.config.scripts import Prompt
 from edgecall.messages import EVENT_SCHEMA, OUTCOME_SCHEMA, Identity, envelope
+from edgecall.rules.answers import AnswerReader
 from edgecall.rules.emotion import Emotion, emotion_tendency, fuse, lexicon_score
 from edgecall.rules.factor import Factor, influencing_factor
+from edgecall.rules.flow import Ending, FlowEngine, FlowState, Step, TurnFacts
 from edgecall.rules.intent import Intent, IntentCounts, purchase_intent
 from edgecall.rules.keywords import KeywordExtractor
 from edgecall.rules.phrases import PhraseMatcher
 from edgecall.rules.poor_signal import PoorSignal, PoorSignalWindow
-from edgecall.rules.redial import decide_redial, global_quality
-from edgecall.rules.replies import ReplyChoice, choose_reply
+from edgecall.rules.redial import decide_redial, draw_delay, global_quality, stated_reason
 from edgecall.rules.scene import SceneClassifier
 from edgecall.rules.transfer import should_transfer
 from edgecall.rules.understanding import UnderstandingJudge
+from edgecall.speech.text import CALL_SLOTS, render, slots_in
 
 AGENT_PROMPT_SCHEMA = "edgecall.agent-prompt/1"
 # Quality samples are published in batches of this many seconds, not one message a second.
@@ -53,6 +57,8 @@ class Say:
     text: str
     wav: str | None = None
     topic: str | None = None
+    personal: bool = False  # the text holds this caller's details: synthesized, never cached
+    barge_in: bool = True  # False for prompts that end the call or hand it on
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,15 @@ class SendSms:
     text: str
 
 
-Action = Say | Transfer | HangUp | SendSms
+@dataclass(frozen=True)
+class AddToDoNotCall:
+    """The caller asked never to be called again: the number goes on the box's list."""
+
+    number: str | None
+    phrase: str
+
+
+Action = Say | Transfer | HangUp | SendSms | AddToDoNotCall
 
 
 class Lexicons:
@@ -104,6 +118,7 @@ class Lexicons:
             cfg.topics, {lang: pack.stopwords for lang, pack in cfg.languages.items()}
         )
         self.judge = UnderstandingJudge(cfg.topics, self.keywords)
+        self.answers = AnswerReader({lang: pack.answers for lang, pack in cfg.languages.items()})
 
 
 @dataclass
@@ -115,6 +130,7 @@ class Turn:
     reply: str
     situation: str
     factor: Factor | None
+    node: str = ""
 
 
 @dataclass
@@ -124,7 +140,10 @@ class _State:
     samples: list[float | None] = field(default_factory=list)
     pending_quality: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    completed: bool = False
+    flow: FlowState | None = None
+    ending: Ending | None = None  # how the flow ended the call, if it did
+    ending_why: str = ""
+    callback: dict[str, Any] | None = None  # the callback the caller asked for
     transfer: Transfer | None = None
     poor_signal: PoorSignal | None = None
     sms: dict[str, Any] | None = None
@@ -165,6 +184,10 @@ class CallSession:
         if campaign is not None and campaign not in cfg.campaigns:
             self.state.missing.append(f"campaign {campaign!r} unknown, used {self.campaign_name!r}")
         self.campaign = cfg.campaigns[self.campaign_name]
+        self._flow = FlowEngine(
+            self.campaign.flow, self.campaign.followups.keys(), cfg.rules.conversation
+        )
+        self._zone = cfg.appliance.zone()
         wanted = language or self.campaign.language
         self.language = wanted if wanted in cfg.languages else cfg.appliance.default_language
         if wanted != self.language:
@@ -187,8 +210,40 @@ class CallSession:
         return self.outcome is not None
 
     def opening(self, t: float) -> list[Action]:
-        """The first prompt once the call is answered."""
-        return [self._say("opening", t)]
+        """The flow's first node once the call is answered."""
+        self.state.flow, step = self._flow.begin(self.call_id)
+        return self._carry(step, t, announce=True)
+
+    def silence(self, t: float) -> list[Action]:
+        """The caller made no sound for rules.conversation.silence_s after a prompt."""
+        if not self._listening:
+            return []
+        return self._carry(self._flow.silence(self._flow_state()), t, announce=True)
+
+    def key(self, digit: str, t: float) -> list[Action]:
+        """A DTMF key the caller pressed."""
+        if self.ended or self.state.hangup is not None:
+            return []
+        self._emit("dtmf", t, digit=digit, node=self.state.flow.node if self.state.flow else None)
+        if not self._listening:
+            return []
+        step = self._flow.key(self._flow_state(), digit)
+        return [] if step is None else self._carry(step, t, announce=True)
+
+    @property
+    def _listening(self) -> bool:
+        """The robot still converses: no end, transfer, poor signal or hang-up under way."""
+        st = self.state
+        return not (
+            self.ended or st.transfer or st.poor_signal or st.ending or st.hangup is not None
+        )
+
+    def _flow_state(self) -> FlowState:
+        """The call's place in its flow; a call whose opening was never said (a replay that
+        starts with the caller, a test) is at the start node."""
+        if self.state.flow is None:
+            self.state.flow, _ = self._flow.begin(self.call_id)
+        return self.state.flow
 
     def caller_turn(
         self,
@@ -203,8 +258,9 @@ class CallSession:
         model estimates in [-1, 1] when available; `reply`, when given, is the reply that
         was actually spoken (a human agent, or a replay file) instead of the script's."""
         st = self.state
-        if self.ended or st.transfer or st.poor_signal:
+        if not self._listening:
             return []
+        flow = self._flow_state()
         utterance = (text or "").strip()
         index = len(st.turns) + 1
         notes = []
@@ -227,7 +283,7 @@ class CallSession:
         emotion_changed = prev is not None and prev.emotion.tendency != emotion.tendency
         intent_changed = prev is not None and prev.intent.tendency != intent.tendency
         factor = None
-        if (emotion_changed or intent_changed) and prev is not None:
+        if (emotion_changed or intent_changed) and prev is not None and utterance:
             factor = influencing_factor(
                 self._lex.keywords,
                 self._lex.judge,
@@ -239,18 +295,42 @@ class CallSession:
             if factor.keyword:
                 st.last_factor = factor
 
-        choice = choose_reply(
-            turn=index,
+        intents = [x.intent.tendency for x in st.turns] + [intent.tendency]
+        emotions = [x.emotion.tendency for x in st.turns] + [emotion.tendency]
+        node = self.campaign.flow.nodes[flow.node]
+        transfer = "transfer" in node.rules and should_transfer(
+            intents, emotions, self.cfg.rules.transfer
+        )
+        reason = stated_reason([utterance], self.language, self.cfg.rules.redial)
+        facts = TurnFacts(
+            understood=self._lex.answers.read(utterance, self.language, self._local(t)),
+            heard=bool(utterance),
             emotion=emotion.tendency,
-            intents=[x.intent.tendency for x in st.turns] + [intent.tendency],
+            intents=intents,
             changed=emotion_changed or intent_changed,
             factor=factor,
             asked_topics=self._lex.keywords.topics_in(utterance, self.language),
-            followup_topics=self.campaign.followups.keys(),
+            stated_reason=reason[1] if reason else None,
+            positive_words=intent_hits["positive"],
+            negative_words=intent_hits["negative"],
         )
-        say = self._prompt(choice)
-        spoken = reply if reply is not None else say.text
-        st.turns.append(Turn(index, utterance, emotion, intent, spoken, say.situation, factor))
+        if transfer:
+            rule = self.cfg.rules.transfer
+            why = (
+                f"intent positive for {rule.intent_positive_turns} turns, emotion negative for "
+                f"{rule.emotion_negative_turns} after being positive"
+            )
+            step = Step(("transfer_notice",), flow.node, why, "transfer", transfer=True)
+        else:
+            step = self._flow.turn(flow, facts, self.call_id)
+        if step.ending == "callback":
+            st.callback = self._callback(facts, reason, t)
+        says = self._says(step)
+        spoken = reply if reply is not None else " ".join(x.text for x in says)
+        situation = says[0].situation if says else ""
+        st.turns.append(
+            Turn(index, utterance, emotion, intent, spoken, situation, factor, step.node)
+        )
         self._emit(
             "turn",
             t,
@@ -261,23 +341,17 @@ class CallSession:
             consistency={"emotion_changed": emotion_changed, "intent_changed": intent_changed},
             factor=_factor_json(factor),
             reply={
-                "situation": say.situation,
-                "topic": say.topic,
-                "why": choice.why,
+                "situation": situation,
+                "topic": step.topic,
+                "why": step.why,
                 "text": spoken,
                 "scripted": reply is None,
+                "node": step.node,
+                "answer": step.answer,
             },
             missing=notes,
         )
-
-        emotions = [x.emotion.tendency for x in st.turns]
-        intents = [x.intent.tendency for x in st.turns]
-        if should_transfer(intents, emotions, self.cfg.rules.transfer):
-            return self._transfer(t)
-        if say.situation == "closing":
-            st.completed = True
-            return [say, HangUp("call completed")]
-        return [say]
+        return self._carry(step, t, says=says)
 
     def quality(self, dbm: float | None, t: float, source: str | None = None) -> list[Action]:
         """One per-second quality sample in dBm (None when no source had a value)."""
@@ -309,6 +383,11 @@ class CallSession:
             HangUp("poor_signal"),
             SendSms(self._remote, sms_text),
         ]
+
+    def prompt_played(self, t: float, **how: Any) -> None:
+        """What the caller heard of a prompt: its source and voice, and whether (and when)
+        the caller cut it short; see the prompt.played event in schemas/event.json."""
+        self._emit("prompt.played", t, **how)
 
     def sms_result(self, sent: bool, detail: str, t: float) -> None:
         """Result of the poor-signal SMS; the outcome waits for it (or for `finish`)."""
@@ -389,13 +468,72 @@ class CallSession:
 
     # --- decisions --------------------------------------------------------------
 
-    def _transfer(self, t: float) -> list[Action]:
+    def _carry(
+        self, step: Step, t: float, *, announce: bool = False, says: list[Say] | None = None
+    ) -> list[Action]:
+        """The actions of a flow step; `announce` publishes its prompts (a turn's reply is
+        published in the turn event instead)."""
+        st = self.state
+        says = self._says(step) if says is None else says
+        self._emit(
+            "flow",
+            t,
+            node=step.node,
+            answer=step.answer,
+            why=step.why,
+            prompts=list(step.say),
+            ending=step.ending,
+        )
+        if announce:
+            for say in says:
+                self._emit("prompt", t, situation=say.situation, text=say.text)
+        if step.transfer:
+            return self._transfer(t, step.why)
+        actions: list[Action] = list(says)
+        if step.ending is not None:
+            st.ending, st.ending_why = step.ending, step.why
+            if step.ending == "do_not_call":
+                # recorded before the goodbye is said: a caller who hangs up on it is still
+                # never called again
+                self._emit("do_not_call", t, number=self._remote, why=step.why)
+                actions.insert(0, AddToDoNotCall(self._remote, step.why))
+            actions.append(HangUp(f"flow ended: {step.ending}"))
+        return actions
+
+    def _says(self, step: Step) -> list[Say]:
+        final = step.ending is not None or step.transfer
+        return [replace_barge_in(self._spoken_key(key, step.topic), not final) for key in step.say]
+
+    def _callback(
+        self, facts: TurnFacts, reason: tuple[int, str] | None, t: float
+    ) -> dict[str, Any]:
+        """When to call back: the time the caller named, else the delay of their reason."""
+        u = facts.understood
+        redial = self.cfg.rules.redial
+        if u.callback_at is not None:
+            due = max(u.callback_at.timestamp(), t + self.cfg.rules.conversation.callback_min_s)
+            return {
+                "scene": "callback",
+                "decided_by": "caller_time",
+                "stated_phrase": u.callback_phrase,
+                "due_t": due,
+            }
+        assert reason is not None
+        rule = redial.stated_reasons[reason[0]]
+        delay = draw_delay(rule.delay, self.call_id)
+        return {
+            "scene": rule.scene,
+            "decided_by": "stated_reason",
+            "stated_phrase": reason[1],
+            "due_t": t + delay,
+        }
+
+    def _local(self, t: float) -> datetime:
+        return datetime.fromtimestamp(t, self._zone).astimezone(self._zone)
+
+    def _transfer(self, t: float, reason: str) -> list[Action]:
         st = self.state
         target = self.cfg.sip.agent_target
-        reason = (
-            f"intent positive for {self.cfg.rules.transfer.intent_positive_turns} turns, emotion "
-            f"negative for {self.cfg.rules.transfer.emotion_negative_turns} after being positive"
-        )
         st.transfer = Transfer(target, reason)
         self._emit("transfer.requested", t, target=target, reason=reason)
         self._messages.append(
@@ -412,7 +550,8 @@ class CallSession:
                 agent=target,
             )
         )
-        return [self._say("transfer_notice", t), st.transfer]
+        notice = replace_barge_in(self._spoken_key("transfer_notice"), False)
+        return [notice, st.transfer]
 
     def labelled_transcript(self) -> list[dict[str, Any]]:
         """The call so far for the agent's desk: caller lines carry emotion and intent."""
@@ -447,18 +586,22 @@ class CallSession:
             )
             return
         if not st.turns:
-            self._finish_with(
-                "abandoned", t, reason=f"hung up by {by} before the caller said anything"
-            )
+            reason = f"hung up by {by} before the caller said anything"
+            if st.ending:
+                reason = f"{st.ending}: {st.ending_why}, before the caller said anything"
+            self._finish_with("abandoned", t, reason=reason)
             return
         final = st.turns[-1]
-        if st.completed:
+        node = st.flow.node if st.flow else None
+        if st.ending == "sale":
             self._finish_with(
                 "completed",
                 t,
                 emotion=final.emotion.tendency,
                 intent=final.intent.tendency,
                 intent_value=final.intent.value,
+                agreed=True,
+                node=node,
             )
             return
         scores = [x.emotion.score for x in st.turns if x.emotion.sources]
@@ -467,16 +610,38 @@ class CallSession:
         )
         g_intent = final.intent.tendency
         globals_ = {"quality_dbm": quality, "emotion": g_emotion, "intent": g_intent}
-        redial = decide_redial(
-            call_id=self.call_id,
-            quality=quality,
-            emotion=g_emotion,
-            intent=g_intent,
-            utterances=[x.utterance for x in st.turns],
-            trace=st.samples,
-            language=self.language,
-            cfg=self.cfg.rules.redial,
-            classifier=self._classifier,
+        if st.ending == "callback" and st.callback is not None:
+            cb = st.callback
+            hung_up_t = st.hangup["t"]
+            self._finish_with(
+                "redial_scheduled",
+                t,
+                scene=cb["scene"],
+                delay_s=max(0, round(cb["due_t"] - hung_up_t)),
+                due=_iso(cb["due_t"]),
+                decided_by=cb["decided_by"],
+                stated_phrase=cb["stated_phrase"],
+                scene_confidence=None,
+                number=self._remote,
+                globals=globals_,
+                agreed=False,
+                node=node,
+            )
+            return
+        redial = (
+            None
+            if st.ending
+            else decide_redial(
+                call_id=self.call_id,
+                quality=quality,
+                emotion=g_emotion,
+                intent=g_intent,
+                utterances=[x.utterance for x in st.turns],
+                trace=st.samples,
+                language=self.language,
+                cfg=self.cfg.rules.redial,
+                classifier=self._classifier,
+            )
         )
         if redial is not None:
             self._finish_with(
@@ -490,6 +655,8 @@ class CallSession:
                 scene_confidence=redial.confidence,
                 number=self._remote,
                 globals=globals_,
+                agreed=False,
+                node=node,
             )
             return
         factor = st.last_factor
@@ -498,8 +665,13 @@ class CallSession:
             t,
             factor=factor.keyword if factor else None,
             factor_rule=factor.rule if factor else None,
+            factor_topic=factor.topic if factor else None,
             hung_up_by=by,
             globals=globals_,
+            agreed=False,
+            node=node,
+            end_reason=st.ending or "hung_up",
+            end_why=st.ending_why or f"hung up by {by}",
         )
 
     def _finish_with(self, kind: str, t: float, **body: Any) -> None:
@@ -524,15 +696,26 @@ class CallSession:
 
     # --- helpers -------------------------------------------------------------
 
-    def _prompt(self, choice: ReplyChoice) -> Say:
-        if choice.situation == "followup" and choice.topic in self.campaign.followups:
-            p = self.campaign.followups[choice.topic]
-            return Say("followup", p.text, str(p.wav) if p.wav else None, choice.topic)
-        p = self.campaign.prompts[choice.situation]
-        return Say(choice.situation, p.text, str(p.wav) if p.wav else None)
+    def _spoken_key(self, key: str, topic: str | None = None) -> Say:
+        """The prompt a flow key names ('opening', 'followup.price') as the caller hears it."""
+        if key.startswith("followup."):
+            topic = key.split(".", 1)[1]
+            return self._spoken("followup", self.campaign.followups[topic], topic)
+        return self._spoken(key, self.campaign.prompts[key])
+
+    def _spoken(self, situation: str, p: Prompt, topic: str | None = None) -> Say:
+        """The prompt with its slots filled in, as the caller will hear it."""
+        values = {"product": self.campaign.product}
+        digits = "".join(ch for ch in self._remote or "" if ch.isdigit())
+        if len(digits) >= 4:
+            values["number_tail"] = digits[-4:]
+        personal = bool(slots_in(p.text) & CALL_SLOTS)
+        wav = str(p.wav) if p.wav else None
+        return Say(situation, render(p.text, values), wav, topic, personal)
 
     def _say(self, situation: str, t: float) -> Say:
-        say = self._prompt(ReplyChoice(situation, None, situation))
+        """A notice that ends the call (poor signal): said whole, whatever the caller says."""
+        say = replace_barge_in(self._spoken_key(situation), False)
         self._emit("prompt", t, situation=situation, text=say.text)
         return say
 
@@ -551,6 +734,10 @@ class CallSession:
         self._messages.append(
             Message("event", self._envelope(EVENT_SCHEMA, t, type=event_type, **body))
         )
+
+
+def replace_barge_in(say: Say, barge_in: bool) -> Say:
+    return dataclasses.replace(say, barge_in=barge_in)
 
 
 def _iso(t: float) -> str:
@@ -580,6 +767,8 @@ def _factor_json(f: Factor | None) -> dict[str, Any] | None:
         return None
     return {
         "keyword": f.keyword,
+        "topic": f.topic,
+        "word": f.word,
         "is_topic": f.is_topic,
         "understanding": f.effect,
         "rule": f.rule,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,10 +58,22 @@ _TRANSPORTS = {
     "tcp": pj.PJSIP_TRANSPORT_TCP,
     "tls": pj.PJSIP_TRANSPORT_TLS,
 }
-# The pjsua2-python 2.15.1.post1 wheel is compiled with a small PJSUA_MAX_CALLS: whatever
-# uaConfig.maxCalls says, a fifth simultaneous call fails with PJ_ETOOMANY (measured).
-WHEEL_MAX_CALLS = 4
+# Call slots asked for beyond max_concurrent_calls: an INVITE over the limit still gets a
+# slot, so our own 486 answers it (and it is published), and a call still disconnecting
+# does not hold up the next one. pjsua clamps the request to its PJSUA_MAX_CALLS.
+_SPARE_CALL_SLOTS = 4
 _SAFE_REASON = re.compile(r"[^\w .,:;/()+-]")
+
+
+def library_max_calls() -> int:
+    """Call slots pjsua granted this process: uaConfig.maxCalls clamped to the linked
+    library's compile-time PJSUA_MAX_CALLS (third_party/pjproject/config_site.h for the
+    build we make; 4 in the pjsua2-python wheel). Valid after libInit; the pjsua2 C++ API
+    does not expose it, so it is read from the binding's own library."""
+    lib = getattr(pj, "_pjsua2", None) or sys.modules["_pjsua2"]
+    fn = ctypes.CDLL(lib.__file__).pjsua_call_get_max_count
+    fn.restype = ctypes.c_uint
+    return int(fn())
 
 
 def _host_of(uri: str) -> str:
@@ -117,14 +131,7 @@ class SipEngine:
     # -- startup ---------------------------------------------------------------------------
 
     def ep_config(self, cfg: pj.EpConfig) -> None:
-        if self.cfg.max_concurrent_calls > WHEEL_MAX_CALLS:
-            log.warning(
-                "max_concurrent_calls=%d but the pjsua2 library carries at most %d calls "
-                "per process (PJSUA_MAX_CALLS); further calls get 486 from pjsua",
-                self.cfg.max_concurrent_calls,
-                WHEEL_MAX_CALLS,
-            )
-        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.maxCalls = self.cfg.max_concurrent_calls + _SPARE_CALL_SLOTS
         if self.cfg.nat.stun_servers:
             cfg.uaConfig.stunServer = pj.StringVector(self.cfg.nat.stun_servers)
             cfg.uaConfig.stunIgnoreFailure = True
@@ -165,6 +172,14 @@ class SipEngine:
         gc.collect()
 
     def _configure(self, ep: pj.Endpoint) -> None:
+        slots = library_max_calls()
+        if slots < self.cfg.max_concurrent_calls:
+            raise TelephonyError(
+                f"sip.max_concurrent_calls is {self.cfg.max_concurrent_calls} but the linked "
+                f"pjsua2 carries at most {slots} calls per process (its compile-time "
+                "PJSUA_MAX_CALLS); lower it, or install the pjsua2 that "
+                "third_party/build-pjsua2.sh builds"
+            )
         self.rt.on_rejected_call = self.on_rejected_call
         ep.audDevManager().setNullDev()
         # Calls always send RTP, silence between prompts: PBXs drop calls on RTP timeout,
@@ -185,6 +200,9 @@ class SipEngine:
             tcfg.tlsConfig.certFile = str(tls.cert_file or "")
             tcfg.tlsConfig.privKeyFile = str(tls.key_file or "")
             tcfg.tlsConfig.verifyServer = tls.verify_server
+            # pjsip's compiled-in default (PJSIP_SSL_DEFAULT_PROTO) is TLS 1.0 to 1.2:
+            # offer 1.2 and 1.3, which OpenSSL 3 supports, and nothing older
+            tcfg.tlsConfig.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
         self.transport_id = ep.transportCreate(_TRANSPORTS[self.cfg.transport], tcfg)
         name = ep.transportGetInfo(self.transport_id).localName
         self.local_port = int(name.rsplit(":", 1)[1])

@@ -61,7 +61,37 @@ def frame_format() -> pj.MediaFormatAudio:
     return fmt
 
 
-class FramePort(pj.AudioMediaPort):
+class _NativeHalfFirst:
+    """Deletes the C++ half of a pjsua2 director object while its Python half is whole.
+
+    pjsua2 calls back into these objects from its own threads: `FramePort.onFrameReceived`
+    from pjmedia's clock thread every 20 ms for as long as the port is in the conference
+    bridge (a port nothing transmits to still gets a NONE frame each tick), and
+    `PromptPlayer.onEof2` from pjmedia's event thread. What stops those calls is the C++
+    destructor (~AudioMediaPort clears the port's callback target under the port's lock,
+    the player's unsubscribes it from the event thread; both wait for a callback in
+    progress), and SWIG's delete releases the GIL while it runs. Left to SWIG's default,
+    that delete only starts once CPython is already deallocating the Python object
+    (refcount 0, attributes going), so a callback that was waiting for the GIL runs on
+    the half-freed object, takes and drops a reference and frees it a second time.
+    pymalloc's free lists are then corrupt and the process dies later in some unrelated
+    allocation: the SIGSEGVs after a local hang-up and at endpoint stop, with the PyPI
+    wheel as with our build. `__del__` runs before any of that teardown, so a callback
+    that slips in during the delete still finds a live object, and none can come after
+    it. Like the default deallocation, this must run on a thread pjlib knows (the SIP
+    thread).
+    """
+
+    def __del__(self) -> None:
+        try:
+            owned = self.thisown  # type: ignore[attr-defined]
+        except AttributeError:  # __init__ never reached SWIG: there is no C++ object
+            return
+        if owned:  # disowns it, so SWIG's dealloc will not delete it again
+            type(self).__swig_destroy__(self)  # type: ignore[attr-defined]
+
+
+class FramePort(_NativeHalfFirst, pj.AudioMediaPort):
     """Conference port receiving the caller's audio; forwards each frame to the loop."""
 
     def __init__(self, deliver: Callable[[bytes], None], loop: asyncio.AbstractEventLoop) -> None:
@@ -77,7 +107,7 @@ class FramePort(pj.AudioMediaPort):
                 pass
 
 
-class PromptPlayer(pj.AudioMediaPlayer):
+class PromptPlayer(_NativeHalfFirst, pj.AudioMediaPlayer):
     """A WAV prompt; reports its end of file to the pj thread (never acts in the callback)."""
 
     def __init__(self, on_eof: Callable[[], None]) -> None:
@@ -123,7 +153,9 @@ class AudioSink:
         if self._armed:
             samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
             power = float(np.dot(samples, samples)) / max(1, samples.size)
-            self._run = self._run + 1 if power >= self._threshold else 0
+            # a quiet frame inside speech (a stop consonant, a short gap) counts down
+            # instead of starting over, so onset is seen within min_ms of speech
+            self._run = self._run + 1 if power >= self._threshold else max(0, self._run - 1)
             if self._run >= self._need:
                 self._armed = False
                 self._on_barge_in()

@@ -11,13 +11,16 @@ thread (see endpoint.PjRuntime) and awaited; events arrive on `events`.
     result = await tel.transfer(ev.call_id, "8000")
     await tel.stop()
 
-Limits of the pjsua2-python 2.15.1.post1 x86_64 wheel (measured, not configurable):
-- TLS: it bundles its own OpenSSL 1.0.2k-fips (2017, end of life): TLS 1.2 at most, no
-  TLS 1.3, no security fixes. Give `tls.ca_file` explicitly rather than relying on the
-  bundled library to find the system CA store, prefer UDP/TCP on the branch LAN, or
-  rebuild pjproject against the system OpenSSL for TLS to a remote PBX.
-- At most 4 simultaneous calls per process (PJSUA_MAX_CALLS compiled in); a fifth
-  INVITE gets 486 from the stack, published as IncomingCall(refused_busy=True).
+Limits of the pjsua2 we build (third_party/build-pjsua2.sh, pjproject 2.15.1 with
+third_party/pjproject/config_site.h):
+- At most 64 simultaneous calls per process (PJSUA_MAX_CALLS); sip.max_concurrent_calls
+  above the linked library's limit is refused at start. An INVITE beyond the configured
+  maximum gets our 486, or pjsua's own when every slot is taken; both are published as
+  IncomingCall(refused_busy=True).
+- 1024 sockets per ioqueue (two per audio call), 128 WAV players and 128 recorders.
+- TLS comes from the system OpenSSL 3 (libssl.so.3: TLS 1.2 and 1.3, Debian's security
+  updates). pjsip loads no default CA store: verifying the PBX needs `tls.ca_file`
+  (its CA, or /etc/ssl/certs/ca-certificates.crt for a public one).
 - The first lines pjlib prints at library creation go to stdout, before our log
   writer is installed.
 """
