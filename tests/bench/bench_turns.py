@@ -542,7 +542,7 @@ CALLERS = {
 
 def synthesize(lines: dict[str, Line], language: str, voice: str, config: Path, out: Path):
     """Each line as one 16 kHz WAV: its parts said by the voice, the pauses between."""
-    from tests.harness.audio import make_wav
+    from tests.harness.audio import make_wav, say_wav
     from tests.harness.lab import ESPEAK_VOICES
 
     out.mkdir(parents=True, exist_ok=True)
@@ -554,14 +554,7 @@ def synthesize(lines: dict[str, Line], language: str, voice: str, config: Path, 
             if voice == "espeak":
                 make_wav(part, text, voice=ESPEAK_VOICES[language])
             else:
-                said = subprocess.run(
-                    [sys.executable, "-m", "edgecall.cli", "say", "--config", str(config)]
-                    + ["--lang", language, text, "--codec", "g722", "-o", str(part)],
-                    capture_output=True,
-                    text=True,
-                )
-                if said.returncode != 0:
-                    raise RuntimeError(f"edgecall say {text!r}: {said.stderr[-2000:]}")
+                say_wav(part, text, language, config)
             pcm = read_wav(part)
             if line.pauses:  # the pause is the silence between the words, not the voice's
                 first, last = speech_bounds(pcm)

@@ -28,7 +28,7 @@ import aiomqtt
 import yaml
 
 from edgecall.mqtt.topics import call_level
-from tests.harness.audio import make_wav
+from tests.harness.audio import make_wav, say_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.mosquitto import Mosquitto
 
@@ -86,9 +86,15 @@ def recordings_then_silence(path: Path, recordings: Sequence[Path], gap_s: float
     return path
 
 
-def speech_then_silence(path: Path, lines: Sequence[str], gap_s: float = 1.8) -> Path:
-    """A caller who says each line (espeak-ng), then pauses long enough for the ASR endpoint."""
-    said = [make_wav(path.with_name(f"{path.stem}-{i}.wav"), line) for i, line in enumerate(lines)]
+def speech_then_silence(
+    path: Path, lines: Sequence[str], gap_s: float = 1.8, voice: str = "espeak"
+) -> Path:
+    """A caller who says each line, then pauses long enough for the ASR endpoint. The voice
+    is espeak-ng, or with `voice="device"` the box's own English voice (see `say_wav`)."""
+    said = [
+        (make_wav if voice == "espeak" else say_wav)(path.with_name(f"{path.stem}-{i}.wav"), line)
+        for i, line in enumerate(lines)
+    ]
     return recordings_then_silence(path, said, gap_s)
 
 
