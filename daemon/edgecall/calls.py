@@ -83,6 +83,7 @@ class TelephonyPort(Protocol):
     """The part of `edgecall.telephony.Telephony` a call needs."""
 
     def audio(self, call_id: str) -> asyncio.Queue[bytes | None]: ...
+    def frame_counts(self, call_id: str) -> tuple[int, int]: ...
     async def play(self, call_id: str, wav: str | Path, *, barge_in: bool = False) -> str: ...
     async def hangup(self, call_id: str, reason: str = "normal clearing") -> None: ...
     async def transfer(self, call_id: str, target: str) -> Any: ...
@@ -236,6 +237,7 @@ class CallController:
             if listener is not None:  # the audio queue ends with None: feed every last frame
                 await asyncio.wait({listener}, timeout=LISTEN_GRACE_S)
             self._end_recording()  # the listener may not have reached the end of the audio
+            self._count_audio()
             await self._drain_analysis()  # last words, e.g. "I'm in the elevator"
             await self._finish_actions()  # e.g. the SMS queued after the hang-up
             by = "appliance" if self._hung_up_locally else "caller"
@@ -433,6 +435,16 @@ class CallController:
                 self._recording.write(b"".join(chunk))
             await self._analyse(b"".join(chunk))
         self._end_recording()
+
+    def _count_audio(self) -> None:
+        """Frames of caller audio the analysis never got (its queue overflowed while it
+        was behind) make the call's judgement less sure: the outcome says how many."""
+        received, dropped = self.svc.telephony.frame_counts(self.call_id)
+        self.log.info("caller audio: %d frames received, %d dropped", received, dropped)
+        if dropped:
+            self.session.state.missing.append(
+                f"caller audio: {dropped} of {received} frames dropped (analysis behind)"
+            )
 
     def _end_recording(self) -> None:
         if self._recording is None:

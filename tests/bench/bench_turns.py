@@ -675,16 +675,6 @@ def analyse_call(rec: dict[str, Any], script: list[dict[str, Any]], user: str, l
 # --- the lab ---------------------------------------------------------------------------
 
 
-def set_path(cfg: dict[str, Any], dotted: str, value: str) -> None:
-    import yaml
-
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = yaml.safe_load(value)
-
-
 def write_config(
     tmp: Path, kamailio: Any, broker: Any, rtp: int, sets: list[str], calls: int
 ) -> Path:
@@ -703,6 +693,7 @@ def write_config(
         prompt_wavs={},
         rtp_base=rtp,
         campaign="retail-en",
+        sets=sets,
         sip={
             "agent_target": AGENT,
             "auto_answer": [
@@ -712,20 +703,9 @@ def write_config(
         },
     )
     cfg = yaml.safe_load(path.read_text("utf-8"))
-    for item in sets:
-        dotted, _, value = item.partition("=")
-        set_path(cfg, dotted, value)
     cfg["sip"]["max_concurrent_calls"] = max(cfg["sip"]["max_concurrent_calls"], calls)
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
     return path
-
-
-async def prompts_ready(daemon: Any, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while "prompts ready" not in daemon.log(400):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"prompts not ready in {timeout:.0f} s:\n{daemon.log(40)}")
-        await asyncio.sleep(0.5)
 
 
 def parse_ts(ts: str) -> float:
@@ -944,7 +924,7 @@ async def bench(args: argparse.Namespace) -> None:
         daemon = DaemonProcess(config, notify, tmp / "daemon.log")
         daemon.start()
         await daemon.ready(timeout=120)
-        await prompts_ready(daemon)
+        await daemon.prompts_ready(timeout=180)
         k = 0
         for lang in languages:
             peers[lang] = []

@@ -37,20 +37,11 @@ def heard_text(recording: Path, language: str) -> str:
     return " ".join(u.text for u in rec.transcribe(pcm, 16000))
 
 
-async def prompts_ready(daemon) -> None:
-    """Until the daemon has synthesized every fixed prompt once (its warm-up)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 90
-    while "prompts ready" not in daemon.log(400):
-        assert loop.time() < deadline, daemon.log(80)
-        await asyncio.sleep(0.5)
-
-
 async def call_and_listen(running, caller, tmp_path, campaign, talk, language):
     """Call the daemon, play `talk` after the opening, hang up once three prompts were
     played (or a minute passed); the prompt.played events and the caller's recording."""
     daemon, office = await running(recordings={}, campaign=campaign, sip={"codecs": ["PCMU"]})
-    await prompts_ready(daemon)
+    await daemon.prompts_ready()
     loop = asyncio.get_running_loop()
     peer = caller()
     await peer.wait("reg", where=lambda e: e["code"] == 200)
@@ -112,7 +103,7 @@ async def test_a_caller_who_talks_over_a_synthesized_prompt_cuts_it_short(
     running, caller, tmp_path
 ):
     daemon, office = await running(recordings={}, sip={"codecs": ["PCMU"]})
-    await prompts_ready(daemon)
+    await daemon.prompts_ready()
     peer = caller()
     await peer.wait("reg", where=lambda e: e["code"] == 200)
     talk = speech_then_silence(tmp_path / "talk.wav", ["Sorry, who is calling?"], gap_s=3.0)

@@ -106,12 +106,14 @@ def write_appliance_config(
     prompt_wavs: dict[str, Path],
     rtp_base: int,
     campaign: str = CAMPAIGN,
+    sets: Sequence[str] = (),
     **changes: dict[str, Any],
 ) -> Path:
     """`directory/config.yaml`: the shipped config.yaml pointed at the lab (extension 1001 on
     loopback, agent 1003, every inbound call answered by `campaign` in its language, with
     `prompt_wavs` as its recordings), with the SIP password in `directory/sip-password` and
-    state in `directory/state`; `changes` update whole sections."""
+    state in `directory/state`; `changes` update whole sections, then each of `sets`
+    ("dotted.path=YAML value", a benchmark's --set) one setting."""
     password_file = directory / "sip-password"
     password_file.write_text(kamailio.users[APPLIANCE])
     password_file.chmod(0o600)
@@ -139,9 +141,21 @@ def write_appliance_config(
         cfg["campaigns"][campaign]["prompts"][name]["wav"] = str(wav)
     for section, values in changes.items():
         cfg[section].update(values)
+    for item in sets:
+        dotted, _, value = item.partition("=")
+        set_path(cfg, dotted, value)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), "utf-8")
     return path
+
+
+def set_path(cfg: dict[str, Any], dotted: str, value: str) -> None:
+    """cfg[a][b][c] = the YAML `value`, for dotted "a.b.c" (missing sections are made)."""
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = yaml.safe_load(value)
 
 
 class NotifySocket:
@@ -213,6 +227,14 @@ class DaemonProcess:
                 raise RuntimeError(f"daemon exited with status {self.proc.returncode}")
             await asyncio.sleep(0.1)
         raise TimeoutError(f"daemon did not report READY=1 within {timeout:.0f} s")
+
+    async def prompts_ready(self, timeout: float = 120) -> None:
+        """Until the daemon has synthesized every fixed prompt once (its warm-up)."""
+        deadline = time.monotonic() + timeout
+        while "prompts ready" not in self.log(400):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prompts not ready in {timeout:.0f} s:\n{self.log(40)}")
+            await asyncio.sleep(0.5)
 
     def log(self, lines: int = 40) -> str:
         return tail_lines(self.log_path, lines)

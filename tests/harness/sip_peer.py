@@ -119,13 +119,15 @@ class SipPeer:
         timeout: float = 10.0,
         where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Next event named `event` (matching `where`), from those not yet consumed."""
-        for ev in self.seen:
-            if ev["event"] == event and (where is None or where(ev)):
-                self.seen.remove(ev)
-                return ev
+        """Next event named `event` (matching `where`), from those not yet consumed. Several
+        tasks may wait at once (one per call of a peer): each looks again at the events
+        the others set aside."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            for ev in self.seen:
+                if ev["event"] == event and (where is None or where(ev)):
+                    self.seen.remove(ev)
+                    return ev
             try:
                 ev = self._events.get_nowait()
             except queue.Empty:

@@ -43,9 +43,13 @@ class FakeTelephony:
         self.log: list[tuple] = []
         self.controller: CallController | None = None
         self.transfer_code = transfer_code
+        self.frames = (0, 0)  # (received, dropped), as the real sink counts them
 
     def audio(self, call_id):
         return self.queue
+
+    def frame_counts(self, call_id):
+        return self.frames
 
     async def play(self, call_id, wav, *, barge_in=False):
         self.log.append(("play", Path(wav).name, barge_in))
@@ -380,6 +384,17 @@ async def test_every_last_frame_is_analysed_before_the_final_flush(cfg):
     await tel.queue.put(None)  # the call's audio ends
     await call.on_disconnected(not_connected=None)
     assert analyzer.fed_at_flush == 6
+
+
+@pytest.mark.parametrize(("dropped", "noted"), [(0, False), (37, True)])
+async def test_caller_audio_the_analysis_lost_is_counted_in_the_outcome(cfg, dropped, noted):
+    call, tel, pub = make_call(cfg, analyzer=RecordingAnalyzer())
+    call.on_confirmed()
+    tel.frames = (1500, dropped)
+    await tel.queue.put(None)
+    await call.on_disconnected(not_connected=None)
+    notes = [m for m in check_messages(pub)["missing"] if m.startswith("caller audio")]
+    assert notes == (["caller audio: 37 of 1500 frames dropped (analysis behind)"] if noted else [])
 
 
 class SizingAnalyzer:
