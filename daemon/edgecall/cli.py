@@ -60,6 +60,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{len(cfg.languages)} languages, {len(cfg.topics)} topics, "
         f"{len(cfg.campaigns)} campaigns)"
     )
+    print(
+        f"{path}: capacity on this machine: {cfg.sip.max_concurrent_calls} calls at once, "
+        f"{cfg.models.workers} analysis worker(s)"
+    )
     return EXIT_OK
 
 

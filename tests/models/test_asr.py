@@ -330,6 +330,22 @@ def test_altered_model_file_is_refused(tmp_path):
         UtteranceRecognizer(copy)
 
 
+@pytest.mark.parametrize("bad", ["600", 0, -5, 2.5, True])
+def test_a_nonsense_tail_padding_in_the_manifest_is_refused(tmp_path, bad):
+    copy = _copy_model(tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["runtime"] = {"tail_paddings": bad}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="runtime.tail_paddings must be a positive"):
+        UtteranceRecognizer(copy)
+
+
+def test_tiny_en_is_run_with_the_tail_its_card_measured():
+    manifest = json.loads((TINY / "manifest.json").read_text())
+    assert manifest["runtime"] == {"tail_paddings": 600}
+    assert "tail 600 (used)" in (TINY / "MODEL_CARD.md").read_text()
+
+
 def test_missing_or_truncated_model_file_is_refused(tmp_path):
     copy = _copy_model(tmp_path)
     (copy / "encoder.int8.onnx").unlink()

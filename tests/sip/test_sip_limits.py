@@ -48,8 +48,9 @@ def test_config_ceiling_is_the_built_pjsua_max_calls_and_the_other_limits_fit_it
 
 def test_max_concurrent_calls_up_to_the_built_limit():
     assert sip(max_concurrent_calls=64).max_concurrent_calls == 64
-    with pytest.raises(ValueError, match="less than or equal to 64"):
+    with pytest.raises(ValueError, match="from 1 to 64, or auto; not 65"):
         sip(max_concurrent_calls=65)
+    assert 1 <= sip().max_concurrent_calls <= 64  # "auto" is a number once validated
 
 
 def test_rtp_range_must_hold_two_ports_per_call():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -141,7 +142,9 @@ def test_unknown_followup_topic_points_into_the_campaign(tmp_path):
 
 def test_several_errors_are_all_reported_in_line_order(tmp_path):
     path = shipped_with(tmp_path, "  keepalive_s: 30", "  keepalive_s: -1")
-    text = path.read_text(encoding="utf-8").replace("  max_concurrent_calls: 4", "  max_calls: 4")
+    text = path.read_text(encoding="utf-8").replace(
+        "  max_concurrent_calls: auto", "  max_calls: auto"
+    )
     path.write_text(text, encoding="utf-8")
     issues = errors(path)
     assert [i.field for i in issues] == ["sip.max_calls", "mqtt.keepalive_s"]
@@ -195,8 +198,9 @@ def test_check_config_cli_valid(tmp_path):
         "check-config", str(REPO / "config.yaml"), env={"EDGECALL_SIP_PASSWORD": secret}
     )
     assert result.returncode == 0, result.stderr
-    *prompts, summary = result.stdout.splitlines()
+    *prompts, summary, capacity = result.stdout.splitlines()
     assert "OK" in summary and "branch-01" in summary
+    assert re.search(r"capacity on this machine: \d+ calls at once, \d analysis worker", capacity)
     assert prompts[0] == "campaign retail-zh (zh):"  # then who speaks each prompt
     assert secret not in result.stdout + result.stderr
 
@@ -250,3 +254,37 @@ def test_shipped_config_means_the_same_to_yaml_1_1_tools(shipped_config):
     with open(REPO / "config.yaml", encoding="utf-8") as fh:
         theirs = yaml.safe_load(fh)
     assert theirs == ours
+
+
+def test_auto_capacity_is_what_the_cores_analyse_in_the_costliest_language(tmp_path, monkeypatch):
+    from edgecall import capacity
+
+    monkeypatch.setattr(capacity, "cores", lambda: 2)
+    shipped = load_model(REPO / "config.yaml", EdgecallConfig)  # zh and en campaigns
+    assert shipped.models.workers == 2
+    assert shipped.sip.max_concurrent_calls == 2 * capacity.CALLS_PER_CORE["zh"]
+    monkeypatch.setattr(capacity, "cores", lambda: 64)
+    assert capacity.analysed_calls(64, {"en"}, 64) == 64  # never above the SIP stack's limit
+    assert capacity.analysed_calls(1, {"en"}, 64) == capacity.CALLS_PER_CORE["en"]
+    assert capacity.analysis_workers() == capacity.MAX_WORKERS
+
+
+def test_auto_capacity_must_fit_the_rtp_port_range(tmp_path, monkeypatch):
+    from edgecall import capacity
+
+    monkeypatch.setattr(capacity, "cores", lambda: 2)
+    calls = 2 * capacity.CALLS_PER_CORE["zh"]
+    last = 20000 + 2 * (calls - 1) - 1  # room for one call fewer
+    path = shipped_with(tmp_path, "  rtp_port_max: 20999", f"  rtp_port_max: {last}")
+    (issue,) = errors(path)
+    assert issue.field == "sip.rtp_port_max"
+    assert f"{calls - 1} RTP/RTCP port pairs" in issue.message
+    assert f"max_concurrent_calls ({calls})" in issue.message
+
+
+def test_a_fixed_call_limit_overrides_auto(tmp_path):
+    path = shipped_with(tmp_path, "  max_concurrent_calls: auto", "  max_concurrent_calls: 3")
+    assert load_model(path, EdgecallConfig).sip.max_concurrent_calls == 3
+    path = shipped_with(tmp_path, "  max_concurrent_calls: auto", "  max_concurrent_calls: 65")
+    (issue,) = errors(path)
+    assert issue.field.startswith("sip.max_concurrent_calls")

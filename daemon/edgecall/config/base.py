@@ -89,3 +89,13 @@ class FieldErrors(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
+
+
+def whole_number_or_auto(value: object, most: int, what: str) -> object:
+    """A setting that takes "auto" or 1..most, checked here so that a mistake gives one
+    clear message rather than one per member of the union."""
+    if value == "auto":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+        return value
+    raise ValueError(f"a number of {what} from 1 to {most}, or auto; not {value!r}")

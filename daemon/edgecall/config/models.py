@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from edgecall.config.base import ConfigModel, FieldError
+from edgecall.capacity import MAX_WORKERS, analysis_workers
+from edgecall.config.base import ConfigModel, FieldError, whole_number_or_auto
 
 
 class AsrModelConfig(ConfigModel):
@@ -212,13 +213,19 @@ class ModelsConfig(ConfigModel):
         description="Scene model (.tflite or .onnx); absent means redial uses the default delay.",
     )
     threads: int = Field(1, ge=1, le=8, description="Threads each model may use.")
-    workers: int = Field(
-        1,
-        ge=1,
-        le=4,
-        description="Inference worker processes; 2 doubles model throughput "
-        "but competes with SIP media on a 2-core box.",
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        validate_default=True,  # "auto" becomes the number of cores here, set or not
+        description="Inference worker processes; 'auto': one per core the daemon may use "
+        f"(at most {MAX_WORKERS}), each with its own copy of the models.",
     )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _resolve_workers(cls, value: object) -> object:
+        value = whole_number_or_auto(value, MAX_WORKERS, "worker processes")
+        return analysis_workers() if value == "auto" else value
+
     worker_queue_max: int = Field(
         64,
         ge=1,

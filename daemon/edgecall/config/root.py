@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from edgecall.capacity import analysed_calls
 from edgecall.config.appliance import ApplianceConfig
 from edgecall.config.base import ConfigModel, FieldError
 from edgecall.config.language import LANGUAGES, LanguagePack, Topic
@@ -11,7 +12,7 @@ from edgecall.config.models import ModelsConfig
 from edgecall.config.mqtt import MqttConfig
 from edgecall.config.rules import RulesConfig
 from edgecall.config.scripts import AssistConfig, Campaign
-from edgecall.config.sip import SipConfig
+from edgecall.config.sip import PJSUA_MAX_CALLS_BUILT, SipConfig
 from edgecall.config.storage import LoggingConfig, StorageConfig
 from edgecall.config.trunk import TrunkConfig
 
@@ -64,4 +65,13 @@ class EdgecallConfig(ConfigModel):
                 raise FieldError(
                     ("sip", "auto_answer", i, "campaign"), f"unknown campaign {rule.campaign!r}"
                 )
+        if not self.sip._auto_calls:
+            return self
+        calls = analysed_calls(
+            int(self.models.workers),
+            {c.language for c in self.campaigns.values()},
+            PJSUA_MAX_CALLS_BUILT,
+        )
+        self.sip.check_port_range(calls, at=("sip",))
+        self.sip.resolve_call_limit(calls)
         return self

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from edgecall.config.base import ConfigModel, FieldError, SecretRef
+from edgecall.capacity import CALLS_PER_CORE, analysed_calls, analysis_workers
+from edgecall.config.base import ConfigModel, FieldError, SecretRef, whole_number_or_auto
 
 Codec = Literal["G722", "PCMA", "PCMU"]
 
@@ -52,6 +53,7 @@ class AutoAnswerRule(ConfigModel):
 
 
 class SipConfig(ConfigModel):
+    _auto_calls: bool = PrivateAttr(default=False)  # max_concurrent_calls was "auto"
     registrar: str = Field(..., description="Registrar URI, e.g. 'sip:pbx.branch.local'.")
     extension: str = Field(..., description="User part of our address of record, e.g. '7001'.")
     domain: str | None = Field(
@@ -83,13 +85,13 @@ class SipConfig(ConfigModel):
     )
     rtp_port_min: int = Field(20000, ge=1024, le=65535, description="Lowest RTP port.")
     rtp_port_max: int = Field(20999, ge=1024, le=65535, description="Highest RTP port.")
-    max_concurrent_calls: int = Field(
-        4,
-        ge=1,
-        le=PJSUA_MAX_CALLS_BUILT,
-        description="Beyond this many calls, inbound calls get 486 Busy Here. At most "
-        f"{PJSUA_MAX_CALLS_BUILT}: the calls one process can carry with the pjsua2 we build "
-        "(PJSUA_MAX_CALLS); each call takes two ports of the RTP range.",
+    max_concurrent_calls: int | Literal["auto"] = Field(
+        "auto",
+        description="Beyond this many calls, inbound calls get 486 Busy Here and the dialer "
+        "waits. 'auto': the calls this box can analyse (edgecall/capacity.py: per core, by "
+        f"the campaigns' languages). At most {PJSUA_MAX_CALLS_BUILT}, the calls one process "
+        "carries with the pjsua2 we build (PJSUA_MAX_CALLS); each call takes two ports of "
+        "the RTP range.",
     )
     auto_answer: list[AutoAnswerRule] = Field(
         default_factory=lambda: [AutoAnswerRule()],
@@ -133,17 +135,24 @@ class SipConfig(ConfigModel):
         ..., description="Extension or queue that receives transfers to a human agent, e.g. '8000'."
     )
 
+    @field_validator("max_concurrent_calls", mode="before")
+    @classmethod
+    def _call_limit(cls, value: object) -> object:
+        return whole_number_or_auto(value, PJSUA_MAX_CALLS_BUILT, "calls")
+
+    def check_port_range(self, calls: int, at: tuple[str, ...] = ()) -> None:
+        pairs = (self.rtp_port_max - self.rtp_port_min + 1) // 2
+        if pairs < calls:
+            raise FieldError(
+                (*at, "rtp_port_max"),
+                f"rtp_port_min..rtp_port_max holds {pairs} RTP/RTCP port pairs, fewer than "
+                f"max_concurrent_calls ({calls}): each call takes two ports",
+            )
+
     @model_validator(mode="after")
     def _checks(self) -> SipConfig:
         if self.rtp_port_min > self.rtp_port_max:
             raise FieldError(("rtp_port_max",), "rtp_port_min must be <= rtp_port_max")
-        pairs = (self.rtp_port_max - self.rtp_port_min + 1) // 2
-        if pairs < self.max_concurrent_calls:
-            raise FieldError(
-                ("rtp_port_max",),
-                f"rtp_port_min..rtp_port_max holds {pairs} RTP/RTCP port pairs, fewer than "
-                f"max_concurrent_calls ({self.max_concurrent_calls}): each call takes two ports",
-            )
         if self.transport == "tls" and self.tls is None:
             raise FieldError(("transport",), "transport 'tls' needs a tls section")
         if self.transport == "tls" and self.tls and self.tls.verify_server and not self.tls.ca_file:
@@ -155,4 +164,18 @@ class SipConfig(ConfigModel):
             )
         if len(set(self.codecs)) != len(self.codecs):
             raise FieldError(("codecs",), "lists a codec twice")
+        if self.max_concurrent_calls != "auto":
+            self.check_port_range(self.max_concurrent_calls)
+            return self
+        # Alone (no campaigns known) "auto" takes the costliest language; the whole config
+        # (config/root.py) works it out again for its campaigns and workers.
+        calls = analysed_calls(analysis_workers(), CALLS_PER_CORE, PJSUA_MAX_CALLS_BUILT)
+        self.check_port_range(calls)
+        self.resolve_call_limit(calls)
         return self
+
+    def resolve_call_limit(self, calls: int) -> None:
+        """Put the number "auto" stands for in place; only while the config is validated
+        (the model is frozen for everyone else)."""
+        object.__setattr__(self, "max_concurrent_calls", calls)
+        self._auto_calls = True

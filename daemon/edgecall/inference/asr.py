@@ -337,7 +337,8 @@ def load_engine(
     """
     import sherpa_onnx  # heavy native module: loaded only where inference runs
 
-    covered = load_manifest(model_dir).get("languages")
+    manifest = load_manifest(model_dir)
+    covered = manifest.get("languages")
     if not covered:
         raise ModelFileError(f'{model_dir}/manifest.json: no "languages" list (e.g. ["en"])')
     if language not in covered:
@@ -353,6 +354,9 @@ def load_engine(
             tokens=str(files["tokens"]),
             language=language,
             num_threads=threads,
+            # silence frames after the utterance (sherpa-onnx's default is 1000, 10 s);
+            # the model's manifest gives the measured value (its card has the figures)
+            tail_paddings=_tail_paddings(model_dir, manifest),
         )
     if kind == "streaming_transducer":
         files = _role_files(model_dir, ("encoder", "decoder", "joiner", "tokens"))
@@ -370,6 +374,17 @@ def load_engine(
             rule3_min_utterance_length=cfg.max_utterance_s,
         )
     raise ValueError(f"unknown ASR kind {kind!r}")
+
+
+def _tail_paddings(model_dir: Path, manifest: dict[str, Any]) -> int:
+    """The manifest's `runtime.tail_paddings` (frames of 10 ms), or -1: sherpa-onnx's own."""
+    value = (manifest.get("runtime") or {}).get("tail_paddings", -1)
+    if isinstance(value, bool) or not isinstance(value, int) or not (value == -1 or value > 0):
+        raise ModelFileError(
+            f"{model_dir}/manifest.json: runtime.tail_paddings must be a positive number of "
+            f"10 ms frames, not {value!r}"
+        )
+    return value
 
 
 _JUDGE_POOL: ThreadPoolExecutor | None = None

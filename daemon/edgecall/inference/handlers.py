@@ -45,12 +45,43 @@ KEEP_AUDIO_S = 45.0
 SAMPLE_RATE = 16000
 
 
+class AudioHistory:
+    """At least the last `keep` samples of a call's audio, for the acoustic model.
+
+    Appending copies only the new chunk (the buffer is twice `keep`, and is shifted
+    once it is full): a plain concatenation would copy the whole 45 s, 1.4 MB, for every
+    40 ms chunk of every call."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._buf = np.zeros(2 * keep, dtype=np.int16)
+        self._n = 0  # samples held in _buf
+        self.start = 0  # sample index (since the call's first audio) of _buf[0]
+
+    def append(self, pcm: np.ndarray) -> None:
+        if self._n + pcm.size > self._buf.size:
+            drop = min(self._n, max(0, self._n + pcm.size - self.keep))
+            self._buf[: self._n - drop] = self._buf[drop : self._n]
+            self._n -= drop
+            self.start += drop
+            if self._n + pcm.size > self._buf.size:  # a chunk longer than keep
+                self._buf = np.concatenate([self._buf[: self._n], np.zeros_like(pcm)])
+        self._buf[self._n : self._n + pcm.size] = pcm
+        self._n += pcm.size
+
+    def between(self, lo: int, hi: int) -> np.ndarray:
+        """Samples [lo, hi) (call sample indices), as far as they are still held."""
+        a, b = max(lo - self.start, 0), max(min(hi - self.start, self._n), 0)
+        return self._buf[a:b] if b > a else self._buf[:0]
+
+
 @dataclass
 class _CallAudio:
     recognizer: Any
     language: str
-    audio: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
-    start: int = 0  # sample index (since the call's first audio) of audio[0]
+    history: AudioHistory = field(
+        default_factory=lambda: AudioHistory(int(KEEP_AUDIO_S * SAMPLE_RATE))
+    )
 
 
 class CallAnalysisHandler:
@@ -122,10 +153,7 @@ class CallAnalysisHandler:
         if call is None:
             call = self._calls[call_id] = _CallAudio(self._recognizer(language), language)
         pcm = np.asarray(audio, dtype=np.int16)
-        call.audio = np.concatenate([call.audio, pcm])
-        excess = call.audio.size - int(KEEP_AUDIO_S * SAMPLE_RATE)
-        if excess > 0:
-            call.audio, call.start = call.audio[excess:], call.start + excess
+        call.history.append(pcm)
         return [self._describe(call, u) for u in call.recognizer.accept(pcm)]
 
     def flush(self, call_id: str, language: str) -> list[dict[str, Any]]:
@@ -138,16 +166,17 @@ class CallAnalysisHandler:
         return self._calls.pop(call_id, None) is not None
 
     def _describe(self, call: _CallAudio, utterance: Any) -> dict[str, Any]:
-        lo = max(int(utterance.start_s * SAMPLE_RATE) - call.start, 0)
-        hi = max(int(utterance.end_s * SAMPLE_RATE) - call.start, 0)
+        heard = call.history.between(
+            int(utterance.start_s * SAMPLE_RATE), int(utterance.end_s * SAMPLE_RATE)
+        )
         missing = []
         acoustic = None
         if self._acoustic is None:
             missing.append("acoustic: no model configured")
-        elif hi <= lo:
+        elif heard.size == 0:
             missing.append("acoustic: utterance audio no longer buffered")
         else:
-            estimate = self._acoustic.estimate(call.audio[lo:hi], SAMPLE_RATE)
+            estimate = self._acoustic.estimate(heard, SAMPLE_RATE)
             if estimate is None:
                 missing.append("acoustic: too little voiced speech")
             else:
