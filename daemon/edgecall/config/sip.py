@@ -169,7 +169,7 @@ class SipConfig(ConfigModel):
             return self
         # Alone (no campaigns known) "auto" takes the costliest language; the whole config
         # (config/root.py) works it out again for its campaigns and workers.
-        calls = analysed_calls(analysis_workers(), CALLS_PER_CORE, PJSUA_MAX_CALLS_BUILT)
+        calls = analysed_calls(analysis_workers(), set(CALLS_PER_CORE), PJSUA_MAX_CALLS_BUILT)
         self.check_port_range(calls)
         self.resolve_call_limit(calls)
         return self
