@@ -5,8 +5,9 @@ The figures are the benchmark's (tests/bench/bench_daemon.py, README "Capacity")
 2-core x86 box with one analysis worker per core, 8 English calls (tiny.en) kept the
 caller-stops -> reply first-audio p95 at 0.80 s (target 1.0 s) and 4 Mandarin calls
 (whisper-base, about twice the CPU per call) within 1.5 s; at 16 English or 8 Mandarin
-calls the p95 was 1.6 s and 2.9 s. More calls than the box analyses in time are refused
-with 486 (and the dialer waits) rather than answered late.
+calls the p95 was 1.6 s and 2.9 s (measured with a cheaper tiny.en padding since
+reverted: English decoding now costs about a fifth more). More calls than the box
+analyses in time are refused with 486 (and the dialer waits) rather than answered late.
 """
 
 from __future__ import annotations

@@ -340,12 +340,6 @@ def test_a_nonsense_tail_padding_in_the_manifest_is_refused(tmp_path, bad):
         UtteranceRecognizer(copy)
 
 
-def test_tiny_en_is_run_with_the_tail_its_card_measured():
-    manifest = json.loads((TINY / "manifest.json").read_text())
-    assert manifest["runtime"] == {"tail_paddings": 600}
-    assert "tail 600 (used)" in (TINY / "MODEL_CARD.md").read_text()
-
-
 def test_missing_or_truncated_model_file_is_refused(tmp_path):
     copy = _copy_model(tmp_path)
     (copy / "encoder.int8.onnx").unlink()
