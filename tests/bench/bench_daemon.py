@@ -189,25 +189,6 @@ def speech_segments(
 # --- instruments -----------------------------------------------------------------------
 
 
-class TimedPeer(SipPeer):
-    """A SipPeer that notes the wall-clock time each event reached this process."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        self.timeline: list[dict[str, Any]] = []
-        super().__init__(*args, **kw)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                with contextlib.suppress(json.JSONDecodeError):
-                    ev = json.loads(line)
-                    ev["t"] = time.time()
-                    self.timeline.append(ev)
-                    self._events.put(ev)
-        self._events.put({"event": "exited"})
-
-
 class TimedSubscriber(HeadOffice):
     """The lab's head-office subscriber, noting when each message arrived (wall clock)."""
 
@@ -436,7 +417,7 @@ def score_turns(
 class Caller:
     """One call of the level: the peer process that placed it and its number there."""
 
-    peer: TimedPeer
+    peer: SipPeer
     id: int
 
     @property
@@ -445,7 +426,7 @@ class Caller:
 
 
 async def place_call(
-    peer: TimedPeer, office: TimedSubscriber, timeout: float = 30
+    peer: SipPeer, office: TimedSubscriber, timeout: float = 30
 ) -> tuple[Caller, str]:
     """Call the appliance from `peer`; the call and the daemon's id for it. Calls are placed
     one at a time, so the next call.started is this call's."""
@@ -467,7 +448,7 @@ async def run_level(
     seconds: float,
     ctx: dict[str, Any],
 ) -> Level:
-    peers: list[TimedPeer] = ctx["peers"]
+    peers: list[SipPeer] = ctx["peers"]
     office: TimedSubscriber = ctx["office"]
     daemon: DaemonProcess = ctx["daemon"]
     wav, ends, duration = ctx["wav"], ctx["ends"], ctx["duration"]
@@ -495,8 +476,8 @@ async def run_level(
                 ev = await c.peer.wait("playing", timeout=5, where=lambda e: e["id"] == c.id)
             except TimeoutError:
                 return  # the call has ended
-            anchors[c.key].append(ev["t"])
-            await asyncio.sleep(max(0.0, ev["t"] + pass_s - time.time()))
+            anchors[c.key].append(ev["t_rx"])
+            await asyncio.sleep(max(0.0, ev["t_rx"] + pass_s - time.time()))
 
     # Every caller talks from before the window to after it (turns due at its end are
     # still produced under the full load); the window opens once all of them talk.
@@ -533,7 +514,7 @@ async def run_level(
                 timeout=15,
             )
         states = {
-            e["state"]: e["t"]
+            e["state"]: e["t_rx"]
             for e in c.peer.timeline
             if e["event"] == "state" and e.get("id") == c.id
         }
@@ -569,7 +550,7 @@ async def outcomes_in(office: TimedSubscriber, calls: set[str], since: int) -> N
     await asyncio.sleep(SETTLE_S)
 
 
-async def one_call_too_many(peer: TimedPeer) -> str:
+async def one_call_too_many(peer: SipPeer) -> str:
     """With max_concurrent_calls up, one more call is refused (486 Busy Here)."""
     peer.send(cmd="call", to=APPLIANCE, headers={"X-Signal-Strength": "-85"})
     n = (await peer.wait("calling"))["id"]
@@ -633,7 +614,7 @@ async def bench(levels: list[int], seconds: float, sets: list[str], language: st
     kamailio = Kamailio({APPLIANCE: "pw-1001", **{u: f"pw-{u}" for u in users}})
     kamailio.start()
     broker = Mosquitto(tmp / "mosquitto").start()
-    peers: list[TimedPeer] = []
+    peers: list[SipPeer] = []
     office = notify = daemon = None
     try:
         wav, segments, duration = caller_wav(tmp, language)
@@ -656,7 +637,7 @@ async def bench(levels: list[int], seconds: float, sets: list[str], language: st
         idle_cores = (usage(daemon.proc.pid).cpu_s - idle.cpu_s) / IDLE_CPU_S
         for k, user in enumerate(users):
             peers.append(
-                TimedPeer(
+                SipPeer(
                     kamailio.uri,
                     user,
                     kamailio.users[user],

@@ -61,15 +61,12 @@ import collections
 import contextlib
 import json
 import os
-import queue
 import random
 import select
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import wave
 from dataclasses import dataclass, field
@@ -80,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from tests.bench.percentiles import fmt
+from tests.harness.sip_peer import PeerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 16000
@@ -438,48 +436,14 @@ def peer_main(argv: list[str]) -> None:  # noqa: C901 - one small UA in one func
 # ======================================================================================
 
 
-class EarPeer:
-    """Drives one caller process (the `SipPeer` protocol: JSON lines both ways)."""
-
-    def __init__(
-        self, registrar: str, user: str, password: str, rtp_port: int, log: Path, jb: int
-    ) -> None:
-        from tests.harness.sip_peer import SipPeer
-
-        self.user = user
-        self._stderr = open(log, "ab")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.bench_turns", "--peer"]
-            + ["--registrar", registrar, "--user", user, "--password", password]
-            + ["--rtp-port", str(rtp_port), "--jb-frames", str(jb)],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-        )
-        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.seen: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        # the harness's own driver methods, on this object
-        self.send = SipPeer.send.__get__(self)
-        self.wait = SipPeer.wait.__get__(self)
-        self.close_peer = SipPeer.close.__get__(self)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                with contextlib.suppress(json.JSONDecodeError):
-                    ev = json.loads(line)
-                    ev["t_rx"] = time.time()
-                    self._events.put(ev)
-        self._events.put({"event": "exited"})
-
-    def close(self) -> None:
-        self.close_peer()
+def ear_peer(
+    registrar: str, user: str, password: str, rtp_port: int, log: Path, jb: int
+) -> PeerProcess:
+    """One caller process (`--peer`, above), driven like the harness's SIP peers."""
+    command = [sys.executable, "-m", "tests.bench.bench_turns", "--peer"]
+    command += ["--registrar", registrar, "--user", user, "--password", password]
+    command += ["--rtp-port", str(rtp_port), "--jb-frames", str(jb)]
+    return PeerProcess(command, user, log)
 
 
 # --- what the callers say ------------------------------------------------------------
@@ -736,7 +700,7 @@ class Level:
 
 
 async def one_call(
-    peer: EarPeer, script: list[dict[str, Any]], out: Path, office: Any, lv: Level, delay: float
+    peer: PeerProcess, script: list[dict[str, Any]], out: Path, office: Any, lv: Level, delay: float
 ) -> None:
     await asyncio.sleep(delay)
     peer.send(
@@ -909,7 +873,7 @@ async def bench(args: argparse.Namespace) -> None:
     kamailio.start()
     broker = Mosquitto(tmp / "mosquitto").start()
     rtp = random.randrange(20000, 32600 - 200 * (2 * MAX_LEVEL + 2), 200)
-    peers: dict[str, list[EarPeer]] = {}
+    peers: dict[str, list[PeerProcess]] = {}
     office = notify = daemon = None
     before = machine()
     try:
@@ -931,7 +895,7 @@ async def bench(args: argparse.Namespace) -> None:
             for user in CALLERS[lang][: max(levels)]:
                 k += 1
                 peers[lang].append(
-                    EarPeer(
+                    ear_peer(
                         kamailio.uri,
                         user,
                         users[user],

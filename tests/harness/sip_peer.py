@@ -48,46 +48,18 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------------------
 
 
-class SipPeer:
-    """A running sip_peer process: send commands, await events."""
+class PeerProcess:
+    """A caller process speaking JSON lines both ways: send commands, await events. Every
+    event gets "t_rx", the wall-clock time it reached this process, and is kept in
+    `timeline` (benchmarks time calls by it)."""
 
-    def __init__(
-        self,
-        registrar: str,
-        user: str,
-        password: str,
-        *,
-        rtp_port: int,
-        mode: str = "answer",
-        tx_drop_pct: int = 0,
-        codecs: str = "G722,PCMA,PCMU",
-        register: bool = True,
-        log_path: Path | None = None,
-    ) -> None:
-        args = [
-            sys.executable,
-            __file__,
-            "--registrar",
-            registrar,
-            "--user",
-            user,
-            "--password",
-            password,
-            "--rtp-port",
-            str(rtp_port),
-            "--mode",
-            mode,
-            "--tx-drop-pct",
-            str(tx_drop_pct),
-            "--codecs",
-            codecs,
-        ]
-        if not register:
-            args.append("--no-register")
+    def __init__(self, command: list[str], user: str, log_path: Path | None = None) -> None:
         self.user = user
+        self.timeline: list[dict[str, Any]] = []
         self._stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            args,
+            command,
+            cwd=Path(__file__).resolve().parents[2],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -105,7 +77,10 @@ class SipPeer:
             line = line.strip()
             if line.startswith("{"):
                 with contextlib.suppress(json.JSONDecodeError):
-                    self._events.put(json.loads(line))
+                    ev = json.loads(line)
+                    ev["t_rx"] = time.time()
+                    self.timeline.append(ev)
+                    self._events.put(ev)
         self._events.put({"event": "exited"})
 
     def send(self, **cmd: Any) -> None:
@@ -154,6 +129,45 @@ class SipPeer:
                 self.proc.wait(timeout=5)
         if self._stderr is not subprocess.DEVNULL:
             self._stderr.close()
+
+
+class SipPeer(PeerProcess):
+    """A running sip_peer process (this file, below): a caller or callee in tests."""
+
+    def __init__(
+        self,
+        registrar: str,
+        user: str,
+        password: str,
+        *,
+        rtp_port: int,
+        mode: str = "answer",
+        tx_drop_pct: int = 0,
+        codecs: str = "G722,PCMA,PCMU",
+        register: bool = True,
+        log_path: Path | None = None,
+    ) -> None:
+        args = [
+            sys.executable,
+            __file__,
+            "--registrar",
+            registrar,
+            "--user",
+            user,
+            "--password",
+            password,
+            "--rtp-port",
+            str(rtp_port),
+            "--mode",
+            mode,
+            "--tx-drop-pct",
+            str(tx_drop_pct),
+            "--codecs",
+            codecs,
+        ]
+        if not register:
+            args.append("--no-register")
+        super().__init__(args, user, log_path)
 
 
 @contextlib.contextmanager
