@@ -5,10 +5,7 @@ openssl. The test Kamailio has no TLS module, so the peer plays the PBX's TLS po
 from __future__ import annotations
 
 import asyncio
-import queue
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from edgecall.config.sip import SipConfig, SipTlsConfig
 from edgecall.telephony.events import CallStateChanged
 from edgecall.telephony.service import Telephony
 from tests.harness.mosquitto import make_ca, make_cert
-from tests.harness.sip_peer import SipPeer
+from tests.harness.sip_peer import PeerProcess
 from tests.sip.audio_match import frames_to_signal, matches, read_wav, window_correlations
 from tests.sip.sip_helpers import Events, drain, rtp_base
 
@@ -26,28 +23,15 @@ PEER = Path(__file__).with_name("tls_peer.py")
 TLS13_SUITES = {"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"}
 
 
-class TlsPeer(SipPeer):
-    """tls_peer.py in its own process; SipPeer's event reading, waiting and closing."""
+class TlsPeer(PeerProcess):
+    """tls_peer.py in its own process, driven like the harness's SIP peers."""
 
     def __init__(self, cert: Path, key: Path, log_path: Path, **opts: str) -> None:
         args = [sys.executable, str(PEER), "--cert", str(cert), "--key", str(key)]
         args += ["--rtp-port", str(rtp_base())]
         for name, value in opts.items():
             args += [f"--{name}", value]
-        self.user = "tls-peer"
-        self._stderr = open(log_path, "ab")  # noqa: SIM115 - closed by close()
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-        )
-        self._events: queue.Queue = queue.Queue()
-        self.seen: list = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(args, "tls-peer", log_path)
 
 
 @pytest.fixture
