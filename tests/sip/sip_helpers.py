@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgecall.telephony.service import Telephony
+from tests.sip.audio_match import frames_to_signal, matches, read_wav, window_correlations
 
 APPLIANCE_EXT = "1001"
 
@@ -90,3 +91,15 @@ async def drain(queue: asyncio.Queue) -> list[bytes]:
         if item is None:
             return frames
         frames.append(item)
+
+
+async def assert_each_call_heard(
+    tel: Telephony, calls: list[str], drains: list[asyncio.Task], wav: Any
+) -> None:
+    """Every call's caller audio (its drained frames) is `wav` intact, none dropped."""
+    reference = read_wav(wav)
+    for call_id, task in zip(calls, drains, strict=True):
+        frames = await task
+        scores = window_correlations(reference, frames_to_signal(frames))
+        assert matches(scores), (call_id, [round(s, 2) for s in scores])
+        assert tel.frame_counts(call_id)[1] == 0
