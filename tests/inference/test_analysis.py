@@ -71,7 +71,7 @@ async def test_flush_returns_speech_cut_off_by_the_hang_up(analyzer, tmp_path):
     pcm = speech(tmp_path, "Sorry, I am in the elevator")  # no trailing silence
     assert await client_analyzer.feed("call-b", pcm, "en") == []
     heard = await client_analyzer.flush("call-b", "en")
-    assert "elevator" in words(" ".join(u.text for u in heard))
+    assert "elevator" in words(" ".join(u.text for u in heard)), heard
 
 
 async def test_silence_gives_nothing_and_an_uncovered_language_is_skipped_quietly(analyzer, caplog):

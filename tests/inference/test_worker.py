@@ -300,6 +300,40 @@ async def test_calls_with_a_key_stay_on_one_worker(make_client):
     assert len(set().union(*pids.values())) == 2
 
 
+async def test_a_key_sent_before_its_worker_is_up_waits_for_it():
+    """At start-up the second worker is often still loading when the first calls
+    arrive; a call sent to the first one and then back home would lose its state."""
+    from tests.inference.conftest import FAST, REGISTRY
+
+    client = InferenceClient(WorkerSettings(**{**FAST, "workers": 2}), registry=REGISTRY)
+    await client.start()  # not waiting for ready: requests queue
+    try:
+        keys = ["call-a", "call-b", "call-c", "call-d"]
+        first = await asyncio.gather(*(client.call("echo", "pid", key=k) for k in keys))
+        assert await client.wait_ready(60.0)
+        again = await asyncio.gather(*(client.call("echo", "pid", key=k) for k in keys))
+        assert [r.value for r in first] == [r.value for r in again]
+    finally:
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_a_key_placed_while_its_home_restarts_stays_where_it_was_placed(make_client):
+    client = await make_client(workers=2, restart_min_s=1.5, restart_max_s=3.0)
+    homes = {k: zlib.crc32(k.encode()) % 2 for k in ("call-a", "call-b", "call-c", "call-d")}
+    key = next(k for k, home in homes.items() if home == 1)
+    home_pid = client.stats()["workers"][1]["pid"]
+    os.kill(home_pid, signal.SIGKILL)
+    await _until(lambda: client.stats()["workers"][1]["state"] != "ready")
+    other_pid = client.stats()["workers"][0]["pid"]
+    assert (await client.call("echo", "pid", key=key)).value == other_pid
+    assert await client.wait_ready(GUARD_S)  # its home is back ...
+    assert (await client.call("echo", "pid", key=key)).value == other_pid  # ... it stays
+    await client.call("echo", "echo", key=key, last_for_key=True)  # the call's end
+    new_home = client.stats()["workers"][1]["pid"]
+    assert (await client.call("echo", "pid", key=key)).value == new_home  # a new call
+
+
 async def test_close_answers_pending_and_leaves_no_child_process():
     from tests.inference.conftest import FAST, REGISTRY
 

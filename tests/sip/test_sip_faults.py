@@ -149,7 +149,14 @@ async def test_packet_loss_at_the_caller_shows_in_quality_samples(appliance, pee
     samples = events.of(QualitySample, incoming.call_id)[1:]
     mean_loss = sum(s.loss_pct for s in samples) / len(samples)
     assert 8 < mean_loss < 35, [s.loss_pct for s in samples]
-    assert all(1.0 < s.mos < 3.6 for s in samples), [s.mos for s in samples]
+    # Each second's MOS follows that second's loss, and 20 % random drops (about 10
+    # lost of 50 packets, give or take 3) leave every second well below a clean line.
+    figures = [(s.loss_pct, s.mos) for s in samples]
+    mean_mos = sum(s.mos for s in samples) / len(samples)
+    assert 1.0 < mean_mos < 3.6, figures
+    assert all(s.mos < 4.0 for s in samples), figures
+    most, least = max(figures), min(figures)
+    assert most[0] - least[0] < 2 or most[1] < least[1], figures
     assert all(s.rx_packets > 20 for s in samples)
 
 

@@ -80,7 +80,12 @@ class InferenceAnalyzer:
             self._unheard.discard(call_id)
             return
         await self._client.call(
-            "analysis", "close", {"call_id": call_id}, priority=Priority.LOW, key=call_id
+            "analysis",
+            "close",
+            {"call_id": call_id},
+            priority=Priority.LOW,
+            key=call_id,
+            last_for_key=True,
         )
 
     def _heard(self, call_id: str, result: Any) -> list[HeardUtterance]:

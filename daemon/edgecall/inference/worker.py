@@ -125,6 +125,7 @@ class _Pending:
     key: str | None
     future: asyncio.Future[Result]
     submitted: float
+    last_for_key: bool = False
     timer: asyncio.TimerHandle | None = None
     slot: _Slot | None = None
 
@@ -181,6 +182,8 @@ class InferenceClient:
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(i) for i in range(self.settings.workers)]
         self._queues: dict[Priority, deque[_Pending]] = {p: deque() for p in Priority}
+        # key -> the worker process (slot and its generation) that holds the key's state
+        self._placed: dict[str, tuple[_Slot, int]] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -276,12 +279,15 @@ class InferenceClient:
         timeout: float | None = None,
         priority: Priority = Priority.NORMAL,
         key: str | None = None,
+        last_for_key: bool = False,
     ) -> Result:
         """Run `model.method(**params, audio=<int16 array>)` in a worker.
 
         `audio`: mono 16-bit PCM as bytes or a numpy int16 array. `key` (e.g. the
         call id) keeps a call's requests on one worker, for handlers with per-call
-        state. Returns a Result; raises only ValueError for an unknown model name.
+        state; `last_for_key` marks the key's last request (the call's close), after
+        which the client forgets where the key lived. Returns a Result; raises only
+        ValueError for an unknown model name.
         """
         if model not in self._registry:
             raise ValueError(f"unknown model {model!r}; known: {sorted(self._registry)}")
@@ -305,7 +311,7 @@ class InferenceClient:
             return Result(req_id, model, "error", reason=problem)
         if not any(s.state in ("starting", "ready") for s in self._slots):
             return self._count_missing(req_id, model, "unavailable", self._down_reason())
-        p = _Pending(req, payload, Priority(priority), key, loop.create_future(), 0.0)
+        p = _Pending(req, payload, Priority(priority), key, loop.create_future(), 0.0, last_for_key)
         p.submitted = time.monotonic()
         self._enqueue(p)
         if not p.future.done():
@@ -332,29 +338,47 @@ class InferenceClient:
 
     def _dispatch(self) -> None:
         """Hand queued requests, highest priority first, to workers with room."""
-        n = len(self._slots)
         for prio in sorted(Priority, reverse=True):
             q = self._queues[prio]
             for p in list(q):
                 free = [s for s in self._slots if self._has_room(s)]
                 if not free:
                     return
-                slot = None
-                if p.key is not None and n > 1:
-                    home = self._slots[zlib.crc32(p.key.encode()) % n]
-                    if home.state == "ready":
-                        slot = home if home in free else None
-                    else:
-                        slot = min(free, key=lambda s: len(s.in_flight))
-                else:
-                    slot = min(free, key=lambda s: len(s.in_flight))
+                slot = self._worker_for(p, free)
                 if slot is None:
                     continue  # its worker is busy; keep order for that call
                 q.remove(p)
+                if p.key is not None:
+                    if p.last_for_key:
+                        self._placed.pop(p.key, None)
+                    else:
+                        self._placed[p.key] = (slot, slot.generation)
                 p.slot = slot
                 slot.in_flight[p.req.id] = p
                 assert slot.send_q is not None
                 slot.send_q.put(p.payload)
+
+    def _worker_for(self, p: _Pending, free: list[_Slot]) -> _Slot | None:
+        """The worker to take `p` now, or None to keep it waiting for its own.
+
+        A key's requests stay with the process that took its first one while that
+        process lives, because its handlers hold the call's state (VAD, audio so far):
+        a call split across workers would lose its words. A new key goes to its home
+        worker, which it waits for while that one starts for the first time, and to
+        the least busy worker when its home is down or restarting after a crash.
+        """
+        least_busy = min(free, key=lambda s: len(s.in_flight))
+        if p.key is None or len(self._slots) == 1:
+            return least_busy
+        placed = self._placed.get(p.key)
+        if placed is not None:
+            slot, generation = placed
+            if slot.generation == generation and slot.state in ("starting", "ready"):
+                return slot if slot in free else None
+        home = self._slots[zlib.crc32(p.key.encode()) % len(self._slots)]
+        if home.state == "ready" or (home.state == "starting" and home.crashes == 0):
+            return home if home in free else None
+        return least_busy
 
     def _has_room(self, slot: _Slot) -> bool:
         return (
@@ -401,6 +425,8 @@ class InferenceClient:
                 compute.append(result.compute_s)
 
     def _missing_result(self, p: _Pending, kind: str, detail: str) -> None:
+        if p.last_for_key and p.key is not None:
+            self._placed.pop(p.key, None)
         if not p.future.done():
             self._missing[kind] += 1
         self._finish(p, Result(p.req.id, p.req.model, "missing", reason=f"{kind}: {detail}"))
