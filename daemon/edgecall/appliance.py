@@ -44,6 +44,7 @@ from edgecall.messages import Identity, envelope
 from edgecall.mqtt.commands import CommandError, CommandRequest
 from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
+from edgecall.mqtt.site_work import WORK_ITEM_SCHEMA, Held, SiteWork, WorkItem
 from edgecall.rules.session import Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.speech.cache import PromptCache
@@ -64,6 +65,7 @@ RESTART_SECTIONS = ("appliance", "sip", "mqtt", "storage", "models", "trunk")
 SHUTDOWN_CALLS_S = 10.0
 SHUTDOWN_FLUSH_S = 10.0
 DIAL_POLL_S = 1.0
+WORK_REJECTED_SCHEMA = "edgecall.work-rejected/1"  # <prefix>/dials: a site item refused
 _USER_PART = re.compile(r"sips?:([^@;>]+)")
 
 
@@ -97,6 +99,7 @@ class Appliance:
         self._stop = asyncio.Event()
         self._dial_wakeup = asyncio.Event()
         self._accepting = True
+        self.site_work: SiteWork | None = None  # with mqtt.site_work on: the site's shared dials
         self._warming: asyncio.Task | None = None
 
     @property
@@ -118,6 +121,8 @@ class Appliance:
         self.link.register_command("dial", self._cmd_dial)
         self.link.register_command("cancel-redial", self._cmd_cancel_redial)
         self.dials = DialQueue(state_dir / "dials.sqlite")
+        if cfg.mqtt.site_work.enabled:
+            self.site_work = self._open_site_work(cfg)
         self.dnc = DoNotCallList(state_dir / cfg.storage.dnc_file)
         DncCommands(self.dnc).register(self.link)  # dnc-add, dnc-remove, dnc-list
         self.telephony = Telephony(cfg.sip, watch_headers=[cfg.trunk.sip_header.header])
@@ -171,6 +176,8 @@ class Appliance:
         if sip_error is None:
             self.supervisor.start("sip-events", self._dispatch)
             self.supervisor.start("dialer", self._dial_loop)
+            if self.site_work is not None:
+                self.supervisor.start("site-work", self.site_work.run)
         self.supervisor.start("systemd", self._report_to_systemd)
         self.notifier.ready(
             self.status_line() + (f"; SIP failed: {sip_error}" if sip_error else "")
@@ -283,6 +290,10 @@ class Appliance:
             await controller.abort("appliance stopped before the call ended")
             self.calls.pop(call_id, None)
         await self.supervisor.stop("dialer")
+        if self.site_work is not None:  # hands what it holds back to the site's other boxes
+            self.site_work.stop()
+            if not await self.supervisor.join("site-work", SHUTDOWN_FLUSH_S):
+                log.warning("site work did not stop in time; its items wait for a takeover")
         await self.supervisor.stop("sip-events")
         await self.telephony.stop()  # unregisters
         self.notifier.stopping("stopping: flushing outbox")
@@ -425,21 +436,101 @@ class Appliance:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._dial_wakeup.wait(), DIAL_POLL_S)
 
+    def _room(self) -> int:
+        """Calls this box could place right now."""
+        if not (self._accepting and self.telephony.registered):
+            return 0
+        return self.cfg.sip.max_concurrent_calls - len(self.calls)
+
     async def _dial_due(self, now: float) -> None:
         """Place the due calls there is capacity for; a number on the do-not-call list is
-        never dialled: its item is reported to head office (<prefix>/dials), then dropped."""
-        free = self.cfg.sip.max_concurrent_calls - len(self.calls)
-        ready, barred = self.dials.due_split(now, free, self.dnc.contains)
+        never dialled: its item is reported to head office (<prefix>/dials), then dropped.
+        With site work on, due redials go to the site's queue and calls come from it too."""
+        if self.site_work is not None:
+            await self._share_due_redials(now)
+        kind = "dial" if self.site_work is not None else None
+        ready, barred = self.dials.due_split(now, self._room(), self.dnc.contains, kind)
         for item in barred:
-            report = skipped_report(item, self.dnc.get(item.number))
-            await self.link.publish_other(
-                DIAL_SKIPPED_SUBTOPIC, envelope(self.identity, DIAL_SKIPPED_SCHEMA, report)
-            )
+            await self._report_barred(item)
             self.dials.remove(item.id)
-            log.info("%s %s not dialled: on the do-not-call list", item.kind, item.number)
         for item in ready:
             self.dials.remove(item.id)
             await self._originate(item)
+        while self.site_work is not None and self._room() > 0:
+            held = self.site_work.take()
+            if held is None:
+                break
+            await self._place_site_item(held, now)
+
+    async def _report_barred(self, item: DialItem) -> None:
+        report = skipped_report(item, self.dnc.get(item.number))
+        await self.link.publish_other(
+            DIAL_SKIPPED_SUBTOPIC, envelope(self.identity, DIAL_SKIPPED_SCHEMA, report)
+        )
+        log.info("%s %s not dialled: on the do-not-call list", item.kind, item.number)
+
+    async def _share_due_redials(self, now: float) -> None:
+        """Due redials go to the site's queue (through the outbox: none lost offline)."""
+        assert self.site_work is not None
+        ready, barred = self.dials.due_split(now, 100, self.dnc.contains, "redial")
+        for item in barred:
+            await self._report_barred(item)
+            self.dials.remove(item.id)
+        for item in ready:
+            shared = WorkItem(
+                f"redial-{item.origin_call_id}-{item.attempt}",
+                item.number,
+                item.campaign,
+                item.language,
+                item.ref,
+                item.attempt,
+                item.origin_call_id,
+            )
+            body = envelope(self.identity, WORK_ITEM_SCHEMA, shared.fields())
+            await self.link.publish_to(self.site_work.topics.dial, body, "request")
+            self.dials.remove(item.id)
+
+    async def _place_site_item(self, held: Held, now: float) -> None:
+        assert self.site_work is not None
+        work = held.item
+        item = DialItem(
+            0,
+            work.number,
+            now,
+            "redial" if work.attempt > 1 else "dial",
+            work.ref,
+            work.campaign,
+            work.language,
+            work.origin_call_id,
+            work.attempt,
+        )
+        if self.dnc.contains(item.number):
+            await self._report_barred(item)
+        else:
+            self.dials.mark_placed(work.item_id)
+            await self._originate(item)
+        self.site_work.done(held)
+
+    def _open_site_work(self, cfg: EdgecallConfig) -> SiteWork:
+        async def rejected(payload: bytes, error: str) -> None:
+            body = {
+                "reason": "invalid_item",
+                "error": error,
+                "payload": payload[:1000].decode("utf-8", "replace"),
+            }
+            await self.link.publish_other(
+                DIAL_SKIPPED_SUBTOPIC, envelope(self.identity, WORK_REJECTED_SCHEMA, body)
+            )
+
+        return SiteWork(
+            cfg.mqtt,
+            self.identity,
+            window=cfg.sip.max_concurrent_calls,
+            room=self._room,
+            arrived=self._dial_wakeup.set,
+            placed_before=self.dials.placed_before,
+            rejected=rejected,
+        )
 
     async def _originate(self, item: DialItem) -> None:
         try:
@@ -553,6 +644,7 @@ class Appliance:
             "model_latency_ms": self.inference.model_latency_ms(),
             "inference": self.inference.stats(),
             "dial_queue": self.dials.counts(),
+            **({"site_work": self.site_work.stats()} if self.site_work is not None else {}),
             "services": {
                 name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}
                 for name, s in self.supervisor.states.items()

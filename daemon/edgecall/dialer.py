@@ -10,6 +10,7 @@ sets their items apart, to be dropped and reported (`skipped_report`).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,12 @@ CREATE TABLE IF NOT EXISTS dials(
     attempt INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dials_by_due ON dials(due, id);
+CREATE TABLE IF NOT EXISTS work_placed(
+    item_id TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
 """
+PLACED_KEPT_S = 7 * 86400  # a broker redelivers within hours, not weeks
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class DialQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._db.execute("DELETE FROM work_placed WHERE at < ?", (time.time() - PLACED_KEPT_S,))
 
     def close(self) -> None:
         self._db.close()
@@ -132,14 +139,15 @@ class DialQueue:
         return [DialItem(*row) for row in rows]
 
     def due_split(
-        self, now: float, limit: int, listed: Callable[[str], object]
+        self, now: float, limit: int, listed: Callable[[str], object], kind: Kind | None = None
     ) -> tuple[list[DialItem], list[DialItem]]:
         """Like `due`, with the do-not-call list applied: (up to `limit` items to dial,
         the due items among and ahead of them whose number `listed` says is barred).
 
         Barred items take no capacity, so a run of them never holds back the numbers
-        behind them. Nothing is removed: the caller removes each item once it has
-        dialled it or reported it skipped, so a crash in between loses neither.
+        behind them. `kind` keeps to dial-list items or to redials. Nothing is removed:
+        the caller removes each item once it has dialled it or reported it skipped, so a
+        crash in between loses neither.
         """
         if limit <= 0:
             return [], []
@@ -147,8 +155,8 @@ class DialQueue:
         barred: list[DialItem] = []
         cur = self._db.execute(
             "SELECT id, number, due, kind, ref, campaign, language, origin_call_id, attempt"
-            " FROM dials WHERE due <= ? ORDER BY due, id",
-            (now,),
+            " FROM dials WHERE due <= ? AND kind = coalesce(?, kind) ORDER BY due, id",
+            (now, kind),
         )
         try:
             while len(ready) < limit and (rows := cur.fetchmany(max(limit, 64))):
@@ -184,6 +192,17 @@ class DialQueue:
         else:
             raise ValueError("name a call_id, a number, or all")
         return cur.rowcount
+
+    def mark_placed(self, item_id: str) -> None:
+        """Remember a site work item as placed (before dialling it): a broker that gives
+        the same item again after a reconnect gets it acknowledged, not dialled twice."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO work_placed(item_id, at) VALUES (?, ?)", (item_id, time.time())
+        )
+
+    def placed_before(self, item_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM work_placed WHERE item_id = ?", (item_id,))
+        return row.fetchone() is not None
 
     def next_due(self) -> float | None:
         row = self._db.execute("SELECT MIN(due) FROM dials").fetchone()

@@ -108,6 +108,21 @@ def test_wrong_type_points_at_the_value_line(tmp_path):
     assert "integer" in issue.message
 
 
+def test_site_work_settings_are_checked_on_their_lines(tmp_path):
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    text = text.replace("    takeover_after_s: 30 ", "    takeover_after_s: 90 ", 1)
+    text = text.replace("    session_expiry_s: 86400 ", "    session_expiry_s: 60 ", 1)
+    path = write(tmp_path, text)
+    (issue,) = errors(path)
+    assert issue.field == "mqtt.site_work.session_expiry_s"
+    assert issue.line == line_of(path, "session_expiry_s: 60")
+    assert "must be longer than takeover_after_s" in issue.message
+    path = shipped_with(tmp_path, "    group: null ", "    group: a/b ")
+    (issue,) = errors(path)
+    assert (issue.field, issue.line) == ("mqtt.site_work.group", line_of(path, "group: a/b"))
+    assert "cannot be a topic level" in issue.message
+
+
 def test_missing_key_points_at_its_section(tmp_path):
     path = shipped_with(tmp_path, '  agent_target: "8000"', "")
     (issue,) = errors(path)

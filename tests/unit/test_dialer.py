@@ -133,6 +133,7 @@ def appliance(tmp_path, monkeypatch):
     app.dials = DialQueue(tmp_path / "dials.sqlite")
     app.dnc = DoNotCallList(tmp_path / "dnc.sqlite")
     app.link = FakeLink()
+    app.telephony = SimpleNamespace(registered=True)
     app.dialled = []
 
     async def originate(item):
@@ -219,3 +220,78 @@ async def test_dial_command_reports_listed_numbers_as_skipped(appliance):
     (item,) = app.dials.due(time.time() + 1, 10)
     assert (item.number, item.ref, item.language) == ("13900139000", "lead-2", "zh")
     assert app.link.published == []  # the reply reports them; no message besides
+
+
+def test_due_split_keeps_to_one_kind_and_placed_items_are_remembered(tmp_path):
+    q = DialQueue(tmp_path / "dials.sqlite")
+    q.add_many([{"number": "100"}], NOW)
+    q.add("200", NOW, kind="redial", origin_call_id="c-1", attempt=2)
+    listed = lambda n: False  # noqa: E731
+    assert [i.number for i in q.due_split(NOW, 5, listed, "redial")[0]] == ["200"]
+    assert [i.number for i in q.due_split(NOW, 5, listed, "dial")[0]] == ["100"]
+    assert [i.number for i in q.due_split(NOW, 5, listed)[0]] == ["100", "200"]
+    q.mark_placed("item-7")
+    q.close()
+    again = DialQueue(tmp_path / "dials.sqlite")
+    assert again.placed_before("item-7") and not again.placed_before("item-8")
+
+
+class FakeSiteWork:
+    """What the dialer sees of edgecall.mqtt.site_work.SiteWork: items given, acks."""
+
+    def __init__(self, items: list) -> None:
+        from edgecall.mqtt.site_work import Held, SiteTopics
+
+        self.topics = SiteTopics("edgecall/site-1/work", "edgecall-site-1")
+        self.given = [Held(item, mid, 1, 0.0) for mid, item in enumerate(items, 1)]
+        self.acked: list[int] = []
+
+    def take(self):
+        return self.given.pop(0) if self.given else None
+
+    def done(self, held) -> None:
+        self.acked.append(held.mid)
+
+
+async def test_with_site_work_due_redials_go_to_the_site_and_site_items_are_dialled(appliance):
+    from edgecall.mqtt.site_work import WorkItem
+
+    app = appliance
+    published = []
+
+    async def publish_to(topic, message, kind):
+        published.append((topic, message, kind))
+        return message["message_id"]
+
+    app.link.publish_to = publish_to
+    app.dnc.add("13800138000", reason="caller asked", call_id="c-3", t=NOW)
+    app.site_work = FakeSiteWork(
+        [
+            WorkItem("w-1", "13900139000", "retail-zh", "zh", "lead-1"),
+            WorkItem("w-2", "13800138000", ref="lead-2"),  # on the do-not-call list
+            WorkItem("w-3", "13700137000", ref="lead-3", attempt=2, origin_call_id="c-9"),
+        ]
+    )
+    app.dials.add_many([{"number": "13600136000", "ref": "own"}], NOW)
+    app.dials.add("13500135000", NOW, kind="redial", ref="back", origin_call_id="c-5", attempt=2)
+
+    await app._dial_due(NOW)
+
+    ((topic, message, kind),) = published
+    assert (topic, kind) == ("edgecall/site-1/work/dial", "request")
+    validator("work-item.json").validate(message)
+    assert (message["item_id"], message["number"], message["attempt"]) == (
+        "redial-c-5-2",
+        "13500135000",
+        2,
+    )
+    assert app.dials.counts() == {"dial": 0, "redial": 0}
+    assert [(i.number, i.ref, i.kind) for i in app.dialled] == [
+        ("13600136000", "own", "dial"),
+        ("13900139000", "lead-1", "dial"),
+        ("13700137000", "lead-3", "redial"),
+    ]
+    assert app.dialled[2].origin_call_id == "c-9" and app.dialled[2].attempt == 2
+    assert app.site_work.acked == [1, 2, 3]  # the barred one too: reported, not dialled
+    assert [m["ref"] for t, m in app.link.published if t == "dials"] == ["lead-2"]
+    assert app.dials.placed_before("w-1") and not app.dials.placed_before("w-2")

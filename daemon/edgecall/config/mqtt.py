@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgecall.config.base import ConfigModel, FieldError, SecretRef
-from edgecall.mqtt.topics import check_prefix
+from edgecall.mqtt.topics import check_level, check_prefix
 
 
 class MqttTlsConfig(ConfigModel):
@@ -53,6 +53,63 @@ class OutboxConfig(ConfigModel):
     )
 
 
+class SiteWorkConfig(ConfigModel):
+    """Boxes of one site sharing dial work through the broker (edgecall/mqtt/site_work.py)."""
+
+    enabled: bool = Field(
+        False,
+        description="Take dial items from the site's shared work topic (an MQTT 5 broker, "
+        "such as mosquitto 2, EMQX or HiveMQ) as well as dial commands sent to this box.",
+    )
+    topic: str | None = Field(
+        None,
+        description="Base topic of the site's work: items on <topic>/dial, notices of a box "
+        "that died on <topic>/orphaned. Default 'edgecall/<site_id>/work'.",
+    )
+    group: str | None = Field(
+        None,
+        description="Shared-subscription group every box of the site joins; the broker gives "
+        "each item to one member. Default 'edgecall-<site_id>'.",
+    )
+    takeover_after_s: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="How long the broker waits for a box that vanished before a peer takes "
+        "its unplaced items (the delay of the work session's Will). A box restarting within "
+        "it gets its own items back.",
+    )
+    hand_back_after_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="An item this box was given but has had no room to place for this long "
+        "(calls all busy, SIP down) goes back to the site's queue, for a box with room.",
+    )
+    session_expiry_s: int = Field(
+        86400,
+        ge=60,
+        description="How long the broker keeps a vanished box's work session, and its "
+        "items, if no peer is alive to take them over.",
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_ok(cls, value: str | None) -> str | None:
+        return None if value is None else check_prefix(value)
+
+    @field_validator("group")
+    @classmethod
+    def _group_ok(cls, value: str | None) -> str | None:
+        return None if value is None else check_level(value, "group")
+
+    @model_validator(mode="after")
+    def _will_before_expiry(self) -> SiteWorkConfig:
+        if self.session_expiry_s <= self.takeover_after_s:
+            raise FieldError(("session_expiry_s",), "must be longer than takeover_after_s")
+        return self
+
+
 class MqttConfig(ConfigModel):
     enabled: bool = Field(
         True, description="Set false to run without head office (messages still queue)."
@@ -82,6 +139,10 @@ class MqttConfig(ConfigModel):
     )
     outbox: OutboxConfig = Field(
         default_factory=OutboxConfig, description="Durable outbox settings."
+    )
+    site_work: SiteWorkConfig = Field(
+        default_factory=SiteWorkConfig,
+        description="Sharing a site's dial work with its other boxes through the broker.",
     )
 
     @field_validator("topic_prefix")

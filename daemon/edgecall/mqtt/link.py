@@ -157,6 +157,10 @@ class MqttLink:
         """Queue an SMS for head office to send (route 'mqtt'); never dropped when full."""
         return await self._queue(f"{self.topics.prefix}/sms", message, "request")
 
+    async def publish_to(self, topic: str, message: dict[str, Any], kind: Kind) -> str:
+        """Queue a message for a topic outside the prefix (the site's shared work)."""
+        return await self._queue(topic, message, kind)
+
     async def publish_other(self, subtopic: str, message: dict[str, Any]) -> str:
         """Queue anything else under the prefix (kind 'other', dropped after events)."""
         return await self._queue(f"{self.topics.prefix}/{subtopic}", message, "other")
