@@ -70,10 +70,7 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,7 +91,7 @@ from tests.harness.lab import (
     PREFIX,
     DaemonProcess,
     HeadOffice,
-    NotifySocket,
+    Lab,
     recordings_then_silence,
     write_appliance_config,
 )
@@ -608,33 +605,26 @@ async def idle_usage(pid: int, timeout: float = 60.0) -> Usage:
 
 
 async def bench(levels: list[int], seconds: float, sets: list[str], language: str) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     users = PEER_USERS[: -(-(max(levels) + 1) // CALLS_PER_PEER)]
     rtp = random.randrange(30000, 56000 - 200 * (len(users) + 1), 200)
-    kamailio = Kamailio({APPLIANCE: "pw-1001", **{u: f"pw-{u}" for u in users}})
-    kamailio.start()
-    broker = Mosquitto(tmp / "mosquitto").start()
-    peers: list[SipPeer] = []
-    office = notify = daemon = None
+    lab = Lab("bench-daemon-", {APPLIANCE: "pw-1001", **{u: f"pw-{u}" for u in users}})
     try:
+        tmp, kamailio, broker = lab.tmp, lab.kamailio, lab.broker
         wav, segments, duration = caller_wav(tmp, language)
         ends = [e for _, e in segments]
         config = write_config(tmp, kamailio, broker, rtp, language, max(levels), sets)
-        office = TimedSubscriber(broker)
+        office = lab.office = TimedSubscriber(broker)
         await office.start()
-        notify = NotifySocket(tmp / "notify.sock")
-        daemon = DaemonProcess(config, notify, tmp / "daemon.log")
-        started = time.monotonic()
-        daemon.start()
-        await daemon.ready(timeout=120)
-        ready_s = time.monotonic() - started
-        await daemon.prompts_ready(timeout=300)
+        ready_s = await lab.start_daemon(config)
+        daemon = lab.daemon
+        assert daemon is not None and daemon.proc is not None
         await office.wait_for(
             "status", lambda b: b.get("raw") == "online" or b.get("state") == "online", 30
         )
         idle = await idle_usage(daemon.proc.pid)
         await asyncio.sleep(IDLE_CPU_S)
         idle_cores = (usage(daemon.proc.pid).cpu_s - idle.cpu_s) / IDLE_CPU_S
+        peers: list[SipPeer] = lab.peers
         for k, user in enumerate(users):
             peers.append(
                 SipPeer(
@@ -665,23 +655,7 @@ async def bench(levels: list[int], seconds: float, sets: list[str], language: st
         caller = describe_caller(language, segments, duration)
         report(results, idle, idle_cores, after, ready_s, vad, caller, language)
     finally:
-        for peer in peers:
-            peer.close()
-        if daemon is not None and daemon.proc is not None:
-            if daemon.proc.poll() is not None:  # it died under the load: say how
-                print(
-                    f"\nThe daemon exited with status {daemon.proc.returncode} before the "
-                    f"end; its log ends:\n{daemon.log(80)}",
-                    file=sys.stderr,
-                )
-            daemon.stop()
-        if office is not None:
-            await office.close()
-        if notify is not None:
-            notify.close()
-        broker.close()
-        kamailio.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        await lab.close()
 
 
 # --- tables ----------------------------------------------------------------------------

@@ -66,7 +66,6 @@ import select
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
@@ -854,52 +853,43 @@ def offline_endpointer(config: Path, language: str, wavs: dict[str, Path]) -> li
 
 
 async def bench(args: argparse.Namespace) -> None:
-    from tests.harness.kamailio import Kamailio
-    from tests.harness.lab import DaemonProcess, HeadOffice, NotifySocket
-    from tests.harness.mosquitto import Mosquitto
+    from tests.harness.lab import HeadOffice, Lab
 
     rng = random.Random(args.seed)
     languages = args.languages.split(",")
     levels = [int(x) for x in args.levels.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="bench-turns-"))
     users = {APPLIANCE: "pw-1001"}
     for lang in languages:
         users.update({u: f"pw-{u}" for u in CALLERS[lang]})
-    kamailio = Kamailio(users)
-    kamailio.start()
-    broker = Mosquitto(tmp / "mosquitto").start()
+    lab = Lab("bench-turns-", users)
+    tmp = lab.tmp
     rtp = random.randrange(20000, 32600 - 200 * (2 * MAX_LEVEL + 2), 200)
     peers: dict[str, list[PeerProcess]] = {}
-    office = notify = daemon = None
     before = machine()
     try:
-        config = write_config(tmp, kamailio, broker, rtp, args.set, max(levels))
+        config = write_config(tmp, lab.kamailio, lab.broker, rtp, args.set, max(levels))
         wavs = {
             lang: synthesize(LINES[lang], lang, args.voice, config, tmp / "lines")
             for lang in languages
         }
-        office = HeadOffice(broker.host, broker.port)
+        office = lab.office = HeadOffice(lab.broker.host, lab.broker.port)
         await office.start()
-        notify = NotifySocket(tmp / "notify.sock")
-        daemon = DaemonProcess(config, notify, tmp / "daemon.log")
-        daemon.start()
-        await daemon.ready(timeout=120)
-        await daemon.prompts_ready(timeout=180)
+        await lab.start_daemon(config)
         k = 0
         for lang in languages:
             peers[lang] = []
             for user in CALLERS[lang][: max(levels)]:
                 k += 1
-                peers[lang].append(
-                    ear_peer(
-                        kamailio.uri,
-                        user,
-                        users[user],
-                        rtp + 200 * k,
-                        tmp / f"peer-{user}.log",
-                        args.caller_jb_frames,
-                    )
+                peer = ear_peer(
+                    lab.kamailio.uri,
+                    user,
+                    users[user],
+                    rtp + 200 * k,
+                    tmp / f"peer-{user}.log",
+                    args.caller_jb_frames,
                 )
+                peers[lang].append(peer)
+                lab.peers.append(peer)
         for lang in languages:
             for peer in peers[lang]:
                 await peer.wait("reg", where=lambda e: e["code"] == 200, timeout=20)
@@ -923,21 +913,10 @@ async def bench(args: argparse.Namespace) -> None:
             for f in [*tmp.glob("rec-*.npz"), *tmp.glob("*.log"), tmp / "config.yaml"]:
                 with contextlib.suppress(OSError):
                     shutil.copy(f, keep)
-            if office is not None:
+            if lab.office is not None:
                 with open(keep / "messages.json", "w") as fh:
-                    json.dump([m[1] for m in office.messages], fh)
-        for group in peers.values():
-            for peer in group:
-                peer.close()
-        if daemon is not None and daemon.proc is not None:
-            daemon.stop()
-        if office is not None:
-            await office.close()
-        if notify is not None:
-            notify.close()
-        broker.close()
-        kamailio.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    json.dump([m[1] for m in lab.office.messages], fh)
+        await lab.close()
 
 
 # --- tables ----------------------------------------------------------------------------

@@ -14,10 +14,12 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -341,3 +343,51 @@ class HeadOffice:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await self._task
+
+
+class Lab:
+    """A benchmark's whole world on loopback: Kamailio with `users`, mosquitto, a scratch
+    directory, and what the benchmark adds (callers, a head-office subscriber, the
+    daemon), all torn down by `close()` whatever state the run ended in."""
+
+    def __init__(self, prefix: str, users: dict[str, str]) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix=prefix))
+        self.kamailio = Kamailio(users)
+        self.kamailio.start()
+        self.broker = Mosquitto(self.tmp / "mosquitto").start()
+        self.peers: list[Any] = []  # anything with close(): SipPeer, PeerProcess
+        self.office: Any = None  # anything with `async close()`
+        self.notify: NotifySocket | None = None
+        self.daemon: DaemonProcess | None = None
+
+    async def start_daemon(self, config: Path) -> float:
+        """`edgecall run` on `config`; returns the seconds it took to report READY, once
+        it has also synthesized its fixed prompts."""
+        self.notify = NotifySocket(self.tmp / "notify.sock")
+        self.daemon = DaemonProcess(config, self.notify, self.tmp / "daemon.log")
+        started = time.monotonic()
+        self.daemon.start()
+        await self.daemon.ready(timeout=120)
+        ready_s = time.monotonic() - started
+        await self.daemon.prompts_ready(timeout=300)
+        return ready_s
+
+    async def close(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        daemon = self.daemon
+        if daemon is not None and daemon.proc is not None:
+            if daemon.proc.poll() is not None:  # it died under the load: say how
+                print(
+                    f"\nThe daemon exited with status {daemon.proc.returncode} before the "
+                    f"end; its log ends:\n{daemon.log(80)}",
+                    file=sys.stderr,
+                )
+            daemon.stop()
+        if self.office is not None:
+            await self.office.close()
+        if self.notify is not None:
+            self.notify.close()
+        self.broker.close()
+        self.kamailio.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -37,13 +37,15 @@ def window_correlations(
     win_s: float = 0.1,
     slack_s: float = 0.03,
     min_rms: float = 300.0,
+    resync_s: float = 0.5,
 ) -> list[float]:
     """For each voiced 100 ms window of ref, the best normalised correlation with got.
 
     The alignment starts from the global best lag and follows the audio: a window that
     matches moves it to where that window was found (within +-slack), so a frame the
     jitter buffer inserted or dropped costs the one window it falls in, not every
-    window after it.
+    window after it. A window that matches nowhere within the slack is looked for up to
+    `resync_s` away, so a longer hole costs the windows it covers, no more.
     """
     lag = best_lag(ref, got)
     win, slack = int(win_s * RATE), int(slack_s * RATE)
@@ -63,10 +65,28 @@ def window_correlations(
                 c = float(np.dot(r, g) / denom)
                 if c > best:
                     best, best_d = c, d
+        if best <= 0.9:  # a longer hole (a stalled media thread): find the audio again
+            best, best_d = _search(r, got, start + lag, int(resync_s * RATE), best)
         scores.append(best)
         if best > 0.9:
             lag += best_d
     return scores
+
+
+def _search(r: np.ndarray, got: np.ndarray, at: int, reach: int, best: float) -> tuple[float, int]:
+    """The best normalised correlation of window `r` within `reach` samples of `at`, and
+    its offset from `at`; (`best`, 0) when nothing there beats `best`."""
+    lo, hi = max(0, at - reach), min(len(got), at + reach + len(r))
+    if hi - lo < len(r):
+        return best, 0
+    offset = lo + best_lag(r, got[lo:hi]) - at
+    s = at + offset
+    if s < 0 or s + len(r) > len(got):
+        return best, 0
+    g = got[s : s + len(r)]
+    denom = np.linalg.norm(r) * np.linalg.norm(g)
+    c = float(np.dot(r, g) / denom) if denom > 0 else 0.0
+    return (c, offset) if c > best else (best, 0)
 
 
 def matches(scores: list[float], min_windows: int = 30) -> bool:
