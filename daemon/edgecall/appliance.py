@@ -20,6 +20,7 @@ import faulthandler
 import logging
 import re
 import signal
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -32,11 +33,13 @@ from edgecall.config.root import EdgecallConfig
 from edgecall.dialer import (
     DIAL_SKIPPED_SCHEMA,
     DIAL_SKIPPED_SUBTOPIC,
+    DIALS_FILE,
     DialItem,
     DialQueue,
     skipped_report,
 )
 from edgecall.dnc import DncCommands, DoNotCallList
+from edgecall.history import History, HistoryError, RecordingPublisher
 from edgecall.inference.analyzer import InferenceAnalyzer
 from edgecall.inference.settings import InferenceConfig
 from edgecall.inference.worker import InferenceClient, WorkerSettings
@@ -45,6 +48,7 @@ from edgecall.mqtt.commands import CommandError, CommandRequest
 from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
 from edgecall.mqtt.site_work import WORK_ITEM_SCHEMA, Held, SiteWork, WorkItem
+from edgecall.privacy import forget
 from edgecall.rules.session import Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.speech.cache import PromptCache
@@ -65,6 +69,7 @@ RESTART_SECTIONS = ("appliance", "sip", "mqtt", "storage", "models", "trunk")
 SHUTDOWN_CALLS_S = 10.0
 SHUTDOWN_FLUSH_S = 10.0
 DIAL_POLL_S = 1.0
+HISTORY_PRUNE_S = 3600.0
 WORK_REJECTED_SCHEMA = "edgecall.work-rejected/1"  # <prefix>/dials: a site item refused
 _USER_PART = re.compile(r"sips?:([^@;>]+)")
 
@@ -100,6 +105,7 @@ class Appliance:
         self._dial_wakeup = asyncio.Event()
         self._accepting = True
         self.site_work: SiteWork | None = None  # with mqtt.site_work on: the site's shared dials
+        self.history: History | None = None  # the call history, once opened
         self._warming: asyncio.Task | None = None
 
     @property
@@ -120,7 +126,10 @@ class Appliance:
         self.link.register_command("reload-config", self._cmd_reload)
         self.link.register_command("dial", self._cmd_dial)
         self.link.register_command("cancel-redial", self._cmd_cancel_redial)
-        self.dials = DialQueue(state_dir / "dials.sqlite")
+        self.dials = DialQueue(state_dir / DIALS_FILE)
+        self.history = self._open_history(cfg, state_dir)
+        self.link.register_command("forget", self._cmd_forget)
+        self.link.register_command("call-stats", self._cmd_call_stats)
         if cfg.mqtt.site_work.enabled:
             self.site_work = self._open_site_work(cfg)
         self.dnc = DoNotCallList(state_dir / cfg.storage.dnc_file)
@@ -179,6 +188,8 @@ class Appliance:
             if self.site_work is not None:
                 self.supervisor.start("site-work", self.site_work.run)
         self.supervisor.start("systemd", self._report_to_systemd)
+        if self.history is not None:
+            self.supervisor.start("history", self._keep_history)
         self.notifier.ready(
             self.status_line() + (f"; SIP failed: {sip_error}" if sip_error else "")
         )
@@ -239,7 +250,7 @@ class Appliance:
             lexicons=Lexicons(cfg),
             identity=self.identity,
             telephony=self.telephony,
-            publisher=self.link,
+            publisher=RecordingPublisher(self.history, self.link) if self.history else self.link,
             analyzer=self.analyzer,
             speaker=self._speaker(cfg),
             sms=self.sms,
@@ -313,6 +324,8 @@ class Appliance:
         await self.outbox.close()
         self.dials.close()
         self.dnc.close()
+        if self.history is not None:
+            self.history.close()
         log.info("stopped; %d messages left in the outbox for next time", self.outbox.depth)
 
     # --- SIP events ------------------------------------------------------------------
@@ -570,6 +583,43 @@ class Appliance:
         self._dial_wakeup.set()
         return {"queued": queued, "skipped": skipped, "waiting": self.dials.counts()}
 
+    async def _cmd_forget(self, request: CommandRequest) -> dict[str, Any]:
+        try:
+            erased = await forget(
+                request.args["number"], history=self.history, dials=self.dials, outbox=self.outbox
+            )
+        except ValueError as exc:
+            raise CommandError("bad_number", str(exc)) from None
+        log.info("forgot a number on head office's request: %s", erased)
+        return erased
+
+    async def _cmd_call_stats(self, request: CommandRequest) -> dict[str, Any]:
+        if self.history is None:
+            raise CommandError("no_history", "the call history is not available (see the log)")
+        return self.history.summary(request.args.get("campaign"))
+
+    def _open_history(self, cfg: EdgecallConfig, state_dir: Path) -> History | None:
+        """The call history; without it calls go on, unrecorded (logged, in the stats)."""
+        try:
+            return History(
+                state_dir / cfg.storage.history_file,
+                keep_days=cfg.storage.history_days,
+                slots=cfg.assist.time_slots,
+            )
+        except (HistoryError, OSError, sqlite3.Error) as exc:
+            log.error("call history unavailable, calls are not recorded: %s", exc)
+            return None
+
+    async def _keep_history(self) -> None:
+        """Delete calls past their retention, at start and hourly."""
+        assert self.history is not None
+        while True:
+            try:
+                self.history.prune()
+            except sqlite3.Error as exc:
+                log.error("call history: pruning failed: %s", exc)
+            await asyncio.sleep(HISTORY_PRUNE_S)
+
     async def _cmd_cancel_redial(self, request: CommandRequest) -> dict[str, Any]:
         removed = self.dials.cancel_redials(**request.args)
         return {"cancelled": removed}
@@ -644,6 +694,7 @@ class Appliance:
             "model_latency_ms": self.inference.model_latency_ms(),
             "inference": self.inference.stats(),
             "dial_queue": self.dials.counts(),
+            "history": self.history.stats() if self.history is not None else None,
             **({"site_work": self.site_work.stats()} if self.site_work is not None else {}),
             "services": {
                 name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}

@@ -134,6 +134,102 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _state_dir(cfg: EdgecallConfig, config_path: Path) -> Path:
+    d = cfg.storage.state_dir
+    return d if d.is_absolute() else config_path.resolve().parent / d
+
+
+def _config_or_exit(args: argparse.Namespace) -> tuple[EdgecallConfig, Path] | int:
+    path: Path = args.config or default_config_path()
+    try:
+        return load_config(path), path
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edgecall.dialer import DIALS_FILE, DialQueue
+    from edgecall.dnc import normalise
+    from edgecall.history import History, HistoryError
+    from edgecall.mqtt.outbox import Outbox
+    from edgecall.privacy import forget
+
+    loaded = _config_or_exit(args)
+    if isinstance(loaded, int):
+        return loaded
+    cfg, path = loaded
+    try:
+        normalise(args.number)
+    except ValueError as exc:
+        print(f"edgecall forget: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    state = _state_dir(cfg, path)
+    try:
+        history = History(state / cfg.storage.history_file, keep_days=cfg.storage.history_days)
+    except HistoryError as exc:
+        print(f"edgecall forget: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+    async def erase() -> dict[str, int]:
+        outbox = await Outbox.for_config(cfg.mqtt.outbox, state)
+        dials = DialQueue(state / DIALS_FILE)
+        try:
+            return await forget(args.number, history=history, dials=dials, outbox=outbox)
+        finally:
+            dials.close()
+            await outbox.close()
+            history.close()
+
+    erased = asyncio.run(erase())
+    print(
+        f"{args.number}: erased {erased['calls']} call(s) from the history, "
+        f"{erased['dial_items']} queued dial(s), {erased['queued_messages']} unsent "
+        "message(s); the do-not-call list keeps the number if it is on it"
+    )
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from edgecall.history import History, HistoryError
+
+    loaded = _config_or_exit(args)
+    if isinstance(loaded, int):
+        return loaded
+    cfg, path = loaded
+    try:
+        history = History(
+            _state_dir(cfg, path) / cfg.storage.history_file, keep_days=cfg.storage.history_days
+        )
+    except HistoryError as exc:
+        print(f"edgecall stats: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        summary = history.summary(args.campaign)
+    finally:
+        history.close()
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"call history of the last {summary['kept_days']} days")
+    if not summary["campaigns"]:
+        print("  no calls yet")
+    for name, c in summary["campaigns"].items():
+        outcomes = ", ".join(f"{o} {n}" for o, n in sorted(c["outcomes"].items()))
+        factors = ", ".join(f"{f['topic']} {f['calls']}" for f in c["top_factors"]) or "-"
+        print(f"campaign {name}: {c['calls']} calls, {c['agreed']} sales ({c['conversion']:.1%})")
+        print(f"  outcomes: {outcomes}")
+        print(f"  failed calls' top factors: {factors}")
+        for variant, v in c["variants"].items():
+            print(f"  variant {variant}: {v['calls']} calls, {v['conversion']:.1%} converted")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edgecall.appliance import run
 
@@ -174,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the appliance daemon (what systemd starts)")
     p.add_argument("--config", type=Path, help="config file (default: as check-config)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("forget", help="erase one person's calls from the box (privacy)")
+    p.add_argument("number", help="the phone number, in any spelling")
+    p.add_argument("--config", type=Path, help="config file (default: as check-config)")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("stats", help="calls, outcomes and conversion per campaign and variant")
+    p.add_argument("--campaign", help="only this campaign")
+    p.add_argument("--json", action="store_true", help="as JSON (what the call-stats command says)")
+    p.add_argument("--config", type=Path, help="config file (default: as check-config)")
+    p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("say", help="write or play a prompt exactly as a caller hears it")
     from edgecall.speech import say

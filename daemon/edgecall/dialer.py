@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from edgecall.dnc import normalise, same_number
+
 if TYPE_CHECKING:
     from edgecall.dnc import DncEntry
 
 Kind = Literal["dial", "redial"]
 DIAL_SKIPPED_SCHEMA = "edgecall.dial-skipped/1"
 DIAL_SKIPPED_SUBTOPIC = "dials"  # <prefix>/dials
+DIALS_FILE = "dials.sqlite"  # in storage.state_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dials(
@@ -192,6 +195,15 @@ class DialQueue:
         else:
             raise ValueError("name a call_id, a number, or all")
         return cur.rowcount
+
+    def forget(self, number: str) -> int:
+        """Remove every queued call or redial of `number` (any spelling); how many."""
+        key = normalise(number)
+        rows = self._db.execute("SELECT id, number FROM dials").fetchall()
+        ids = [item_id for item_id, n in rows if same_number(n, key)]
+        for item_id in ids:
+            self._db.execute("DELETE FROM dials WHERE id = ?", (item_id,))
+        return len(ids)
 
     def mark_placed(self, item_id: str) -> None:
         """Remember a site work item as placed (before dialling it): a broker that gives

@@ -49,6 +49,16 @@ _INTERNATIONAL = re.compile(r"^[1-9][0-9]{0,14}$")
 MAX_LENGTH = 32  # as the dial command's numbers (schemas/command.json)
 
 
+def same_number(value: object, key: str) -> bool:
+    """`value` is a spelling of the normalised number `key` (False for a non-number)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        return normalise(value) == key
+    except ValueError:
+        return False
+
+
 def normalise(number: str) -> str:
     """The canonical spelling of a phone number, the key of the list.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 
 import aiomqtt
 import pytest
@@ -90,6 +91,26 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
         CALLER,
         "en",
     )
+    # the box's call history has it, and head office can read it and erase the caller
+    history = sqlite3.connect(tmp_path / "state" / "history.sqlite")
+    ((recorded, number, turns_kept),) = history.execute(
+        "SELECT outcome, number, (SELECT count(*) FROM turns t WHERE t.call_id = c.call_id) "
+        "FROM calls c WHERE call_id = ?",
+        (outcome["call_id"],),
+    ).fetchall()
+    assert (recorded, number, turns_kept) == ("completed", CALLER, len(turns))
+    async with aiomqtt.Client(office.host, office.port) as client:
+        for name, args in (("call-stats", {}), ("forget", {"number": CALLER})):
+            body = {"request_id": name, "args": args}
+            await client.publish(f"{PREFIX}/cmd/{name}", json.dumps(body), qos=1)
+            reply = await office.wait_for(f"cmd/{name}/reply", timeout=20)
+            assert reply["ok"], reply
+            if name == "call-stats":
+                campaign = reply["result"]["campaigns"]["retail-en"]
+                assert (campaign["calls"], campaign["agreed"]) == (1, 1)
+            else:
+                assert reply["result"]["calls"] == 1
+    assert history.execute("SELECT count(*) FROM calls").fetchone() == (0,)
 
 
 async def test_a_refusal_at_the_offer_and_again_at_the_objection_declines_politely(

@@ -21,6 +21,19 @@ class StorageConfig(ConfigModel):
         description="SQLite file of the do-not-call list (numbers never dialled), relative "
         "to state_dir. It is the record of who asked not to be called: include it in backups.",
     )
+    history_file: str = Field(
+        "history.sqlite",
+        min_length=1,
+        description="SQLite file of the call history (every call, turn and prompt; what the "
+        "box learns from), relative to state_dir. Created mode 0600: it holds personal data.",
+    )
+    history_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Calls older than this many days are deleted from the history "
+        "(checked hourly). `edgecall forget NUMBER` erases one person's calls at once.",
+    )
     recordings_dir: Path | None = Field(
         None,
         description="If set, each call's caller audio is kept here as a 16 kHz WAV named "

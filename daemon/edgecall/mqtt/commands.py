@@ -25,7 +25,17 @@ from edgecall.mqtt.topics import COMMAND_NAME
 log = logging.getLogger("edgecall.mqtt.commands")
 
 # Commands every appliance understands (the daemon registers handlers for them).
-BUILTIN = ("ping", "reload-config", "dial", "cancel-redial", "dnc-add", "dnc-remove", "dnc-list")
+BUILTIN = (
+    "ping",
+    "reload-config",
+    "dial",
+    "cancel-redial",
+    "dnc-add",
+    "dnc-remove",
+    "dnc-list",
+    "forget",
+    "call-stats",
+)
 REMEMBERED_REPLIES = 256
 
 

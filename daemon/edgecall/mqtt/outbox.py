@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -206,10 +207,19 @@ class Outbox:
         if seqs:
             await self._run(self._ack_sync, seqs)
 
+    async def erase(self, matches: Callable[[dict[str, Any]], bool]) -> int:
+        """Delete the queued messages whose JSON body `matches`, unsent (a person's data,
+        erased on request: `edgecall forget`); returns how many."""
+        return await self._run(self._erase_sync, matches)
+
     async def retry_spill(self) -> None:
-        """Try again to write messages held in memory after a disk-full error."""
+        """Try again to write messages held in memory after a disk-full error; with none
+        held, count the messages on disk again (another process, `edgecall forget`, may
+        have erased some). Called when the link is idle."""
         if self._spill:
             await self._run(self._flush_spill_sync, True)
+        elif self._conn is not None:
+            await self._run(self._recount_sync)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -277,6 +287,15 @@ class Outbox:
                 raise
             self._recover_sync(str(exc))
         self._load_state_sync()
+
+    def _recount_sync(self) -> None:
+        if self._conn is None or self._spill:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            counts = dict.fromkeys(KINDS, 0)
+            for kind, n in self._conn.execute("SELECT kind, count(*) FROM messages GROUP BY kind"):
+                counts[kind if kind in KINDS else "other"] += n
+            self._counts = counts
 
     def _load_state_sync(self) -> None:
         assert self._conn is not None
@@ -532,6 +551,28 @@ class Outbox:
             self.acked_total += 1
         if self.depth <= self.max_messages:
             self.over_capacity = False
+
+    def _erase_sync(self, matches: Callable[[dict[str, Any]], bool]) -> int:
+        def hit(payload: bytes) -> bool:
+            try:
+                body = json.loads(payload)
+            except (ValueError, TypeError):
+                return False
+            return isinstance(body, dict) and bool(matches(body))
+
+        rows = self._guard(self._payloads_sync)  # oldest first, then the newer spill
+        deleted = self._guard(self._delete_sync, [seq for seq, payload in rows if hit(payload)])
+        for (kind,) in deleted:
+            self._counts[kind if kind in KINDS else "other"] -= 1
+        erased = [m for m in self._spill if hit(m.payload)]
+        self._spill = [m for m in self._spill if m not in erased]
+        for m in erased:
+            self._counts[m.kind] -= 1
+        return len(erased) + len(deleted)
+
+    def _payloads_sync(self) -> list[tuple[int, bytes]]:
+        assert self._conn is not None
+        return self._conn.execute("SELECT seq, payload FROM messages ORDER BY seq").fetchall()
 
     def _delete_sync(self, seqs: list[int]) -> list[tuple[str]]:
         out: list[tuple[str]] = []
