@@ -238,3 +238,17 @@ def test_stats_and_forget_on_the_command_line(tmp_path, shipped_config):
     assert after["campaigns"]["retail-en"]["outcomes"] == {"completed": 1}
     bad = run_cli("forget", "call me maybe", "--config", str(config))
     assert bad.returncode == 2 and "not a phone number" in bad.stderr
+
+
+def test_a_full_disk_costs_the_records_it_refuses_and_nothing_before(tmp_path, shipped_config):
+    h = history(tmp_path)
+    for message in replayed(shipped_config, "completed-en"):
+        h.record(message)
+    pages = h._db.execute("PRAGMA page_count").fetchone()[0]
+    h._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+    for message in replayed(shipped_config, "failed-en"):
+        h.record({**message, "utterance": "x" * 5000} if message.get("type") == "turn" else message)
+    assert h.failed_writes > 0 and "full" in h.stats()["last_error"]
+    assert rows(h, "SELECT call_id, outcome FROM calls WHERE call_id = 'completed-en'") == [
+        ("completed-en", "completed")
+    ]
