@@ -90,6 +90,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (call_id, seq)
     );
     """,
+    # 2: product introductions learned from failure factors (issue 16 part 2)
+    """
+    CREATE TABLE intro_changes(
+        id INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        text TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        at REAL NOT NULL,
+        reverted_at REAL
+    );
+    CREATE INDEX intro_changes_by_campaign ON intro_changes(campaign, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEFAULT_VARIANT = "default"  # prompts of a campaign that has no variants (issue 16 part 3)
@@ -387,6 +400,52 @@ class History:
                 )
             }
         return {"campaigns": campaigns, "kept_days": self.keep_days}
+
+    def failure_factors(self, campaign: str, limit: int, since: float = 0.0) -> list[str | None]:
+        """The factor topic of each of the campaign's latest `limit` failed calls that
+        ended after `since` (None where the factor was no topic, or none was found)."""
+        rows = self._db.execute(
+            "SELECT factor_topic FROM calls WHERE campaign = ? AND outcome = 'failed' "
+            "AND ended > ? ORDER BY ended DESC LIMIT ?",
+            (campaign, since, limit),
+        )
+        return [r[0] for r in rows]
+
+    def learned_intro(self, campaign: str) -> dict[str, Any] | None:
+        """The campaign's product introduction in force, as learned (None: the config's)."""
+        row = self._db.execute(
+            "SELECT id, topic, text, evidence, at FROM intro_changes WHERE campaign = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (campaign,),
+        ).fetchone()
+        reverted = self._db.execute(
+            "SELECT max(reverted_at) FROM intro_changes WHERE campaign = ?", (campaign,)
+        ).fetchone()[0]
+        if row is None or (reverted is not None and reverted >= row[4]):
+            return None
+        return {"topic": row[1], "text": row[2], "evidence": json.loads(row[3]), "at": row[4]}
+
+    def learn_intro(self, campaign: str, topic: str, text: str, evidence: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO intro_changes(campaign, topic, text, evidence, at) VALUES (?,?,?,?,?)",
+            (campaign, topic, text, json.dumps(evidence, ensure_ascii=False), self._clock()),
+        )
+
+    def revert_intro(self, campaign: str) -> bool:
+        """Back to the configured introduction; False when none was learned."""
+        if self.learned_intro(campaign) is None:
+            return False
+        self._db.execute(
+            "UPDATE intro_changes SET reverted_at = ? WHERE campaign = ? AND reverted_at IS NULL",
+            (self._clock(), campaign),
+        )
+        return True
+
+    def last_revert(self, campaign: str) -> float:
+        row = self._db.execute(
+            "SELECT max(reverted_at) FROM intro_changes WHERE campaign = ?", (campaign,)
+        ).fetchone()
+        return row[0] or 0.0
 
     def stats(self) -> dict[str, Any]:
         """Health, for <prefix>/stats."""

@@ -172,6 +172,13 @@ class FailureFactorRuleConfig(ConfigModel):
     min_failed_calls: int = Field(
         10, ge=1, description="Do not conclude anything from fewer failed calls."
     )
+    recent_failed_calls: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="How many of the campaign's latest failed calls (in the call history) "
+        "the analysis looks at, so the introduction follows what callers object to now.",
+    )
 
 
 class ConversationRuleConfig(ConfigModel):

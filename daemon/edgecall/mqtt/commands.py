@@ -35,6 +35,7 @@ BUILTIN = (
     "dnc-list",
     "forget",
     "call-stats",
+    "intro-revert",
 )
 REMEMBERED_REPLIES = 256
 

@@ -2,7 +2,9 @@
 
 If the top factor's share exceeds the second's by more than `min_relative_lead`
 relatively (41.3% vs 22.5%: 83.6% larger, yes; 28.6% vs 25.4%: 12.6%, no), its
-explanation is added to the opening product introduction.
+explanation is added to the opening product introduction: first, so the caller hears
+the answer to the usual objection before the pitch (`promoted_intro`). The daemon runs
+`analyse` over the campaign's recent failed calls in its history after every call.
 """
 
 from __future__ import annotations
@@ -42,3 +44,27 @@ def analyse(factors: Iterable[str | None], cfg: FailureFactorRuleConfig) -> Fact
     return FactorAnalysis(
         len(factors), shares, lead, shares[0][0] if lead > cfg.min_relative_lead else None
     )
+
+
+def intro_change(analysis: FactorAnalysis, learned_topic: str | None) -> str | None:
+    """The topic to put first in the introduction now; None leaves it as it is (a factor
+    that no longer leads does not undo a change: only new evidence or a revert does)."""
+    if analysis.promote is None or analysis.promote == learned_topic:
+        return None
+    return analysis.promote
+
+
+def promoted_intro(intro: str, explanation: str, language: str) -> str:
+    """The product introduction with the factor's explanation said first."""
+    return f"{explanation}{'' if language == 'zh' else ' '}{intro}"
+
+
+def evidence(analysis: FactorAnalysis) -> dict[str, object]:
+    """Why the introduction changed, as published (schemas/intro-change.json)."""
+    return {
+        "failed_calls": analysis.failed_calls,
+        "shares": {topic: round(share, 4) for topic, share in analysis.shares},
+        "relative_lead": None
+        if analysis.relative_lead is None or analysis.relative_lead == float("inf")
+        else round(analysis.relative_lead, 4),
+    }
