@@ -477,7 +477,7 @@ class Appliance:
         except sqlite3.Error as exc:
             log.error("call history: the learned introduction of %s not kept: %s", campaign, exc)
             return
-        self.services = self._services(self.cfg)  # new calls hear it; calls up keep theirs
+        self._renew_services()
         log.info(
             "campaign %s: '%s' leads failed calls %s; introduction now %r",
             campaign,
@@ -499,6 +499,12 @@ class Appliance:
         }
         message = envelope(self.identity, INTRO_CHANGE_SCHEMA, body)
         await self.link.publish_other(LEARNING_SUBTOPIC, message)
+
+    def _renew_services(self) -> None:
+        """New calls use what was just learned (calls up keep theirs); its prompts are made
+        ready, so the first caller to hear a changed one does not wait for its synthesis."""
+        self.services = self._services(self.cfg)
+        self._warm_prompts()
 
     def _with_learned_intros(self, cfg: EdgecallConfig) -> EdgecallConfig:
         """`cfg` with each campaign's learned product introduction in place."""
@@ -526,7 +532,7 @@ class Appliance:
         learned = self.history.learned_intro(campaign)
         if not self.history.revert_intro(campaign):
             return {"reverted": False}
-        self.services = self._services(self.cfg)
+        self._renew_services()
         configured = self.cfg.campaigns[campaign].prompts["product_intro"].text
         await self._publish_intro(
             campaign,

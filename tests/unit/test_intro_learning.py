@@ -36,6 +36,7 @@ def app(tmp_path, shipped_config, monkeypatch):
     monkeypatch.setattr(
         appliance, "_services", lambda cfg: SimpleNamespace(cfg=appliance._with_learned_intros(cfg))
     )
+    monkeypatch.setattr(appliance, "_warm_prompts", lambda: None)  # no voices here
     appliance.clock = clock
     return appliance
 
