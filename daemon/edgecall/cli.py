@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from edgecall import __version__
 from edgecall.config.base import SecretError, SecretRef
@@ -149,30 +150,40 @@ def _config_or_exit(args: argparse.Namespace) -> tuple[EdgecallConfig, Path] | i
         return EXIT_BAD_INPUT
 
 
-def cmd_forget(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from edgecall.dialer import DIALS_FILE, DialQueue
-    from edgecall.dnc import normalise
+def _history_or_exit(args: argparse.Namespace, command: str) -> tuple[Any, Path, Any] | int:
+    """(config, its state dir, the call history) for `command`, or the exit code."""
     from edgecall.history import History, HistoryError
-    from edgecall.mqtt.outbox import Outbox
-    from edgecall.privacy import forget
 
     loaded = _config_or_exit(args)
     if isinstance(loaded, int):
         return loaded
     cfg, path = loaded
+    state = _state_dir(cfg, path)
+    try:
+        history = History(state / cfg.storage.history_file, keep_days=cfg.storage.history_days)
+    except HistoryError as exc:
+        print(f"edgecall {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return cfg, state, history
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edgecall.dialer import DIALS_FILE, DialQueue
+    from edgecall.dnc import normalise
+    from edgecall.mqtt.outbox import Outbox
+    from edgecall.privacy import forget
+
     try:
         normalise(args.number)
     except ValueError as exc:
         print(f"edgecall forget: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    state = _state_dir(cfg, path)
-    try:
-        history = History(state / cfg.storage.history_file, keep_days=cfg.storage.history_days)
-    except HistoryError as exc:
-        print(f"edgecall forget: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    opened = _history_or_exit(args, "forget")
+    if isinstance(opened, int):
+        return opened
+    cfg, state, history = opened
 
     async def erase() -> dict[str, int]:
         outbox = await Outbox.for_config(cfg.mqtt.outbox, state)
@@ -196,19 +207,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     import json
 
-    from edgecall.history import History, HistoryError
-
-    loaded = _config_or_exit(args)
-    if isinstance(loaded, int):
-        return loaded
-    cfg, path = loaded
-    try:
-        history = History(
-            _state_dir(cfg, path) / cfg.storage.history_file, keep_days=cfg.storage.history_days
-        )
-    except HistoryError as exc:
-        print(f"edgecall stats: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    opened = _history_or_exit(args, "stats")
+    if isinstance(opened, int):
+        return opened
+    _, _, history = opened
     try:
         summary = history.summary(args.campaign)
     finally:

@@ -13,17 +13,9 @@ from edgecall.history import MIGRATIONS, SCHEMA_VERSION, History
 from edgecall.mqtt.commands import CommandRequest
 from edgecall.rules.failure_factors import analyse, intro_change, promoted_intro
 from edgecall.validation import validator
+from tests.unit.test_dialer import FakeLink
 
 T0 = 1_800_000_000.0
-
-
-class FakeLink:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, dict]] = []
-
-    async def publish_other(self, subtopic: str, message: dict) -> str:
-        self.published.append((subtopic, message))
-        return message["message_id"]
 
 
 @pytest.fixture
