@@ -594,15 +594,7 @@ class Appliance:
             await self._report_barred(item)
             self.dials.remove(item.id)
         for item in ready:
-            shared = WorkItem(
-                f"redial-{item.origin_call_id}-{item.attempt}",
-                item.number,
-                item.campaign,
-                item.language,
-                item.ref,
-                item.attempt,
-                item.origin_call_id,
-            )
+            shared = WorkItem.redial(item)
             body = envelope(self.identity, WORK_ITEM_SCHEMA, shared.fields())
             await self.link.publish_to(self.site_work.topics.dial, body, "request")
             self.dials.remove(item.id)
@@ -610,17 +602,7 @@ class Appliance:
     async def _place_site_item(self, held: Held, now: float) -> None:
         assert self.site_work is not None
         work = held.item
-        item = DialItem(
-            0,
-            work.number,
-            now,
-            "redial" if work.attempt > 1 else "dial",
-            work.ref,
-            work.campaign,
-            work.language,
-            work.origin_call_id,
-            work.attempt,
-        )
+        item = work.dial_item(now)
         if self.dnc.contains(item.number):
             await self._report_barred(item)
         else:

@@ -144,8 +144,8 @@ class History:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():  # personal data: only the daemon's user reads it
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if not self.path.exists():
+            self._create_private()
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
@@ -158,8 +158,13 @@ class History:
                     src.rename(Path(f"{aside}{suffix}"))
             self.moved_aside = aside
             log.error("call history %s unreadable (%s): moved aside to %s", self.path, exc, aside)
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._create_private()
             return self._connect()
+
+    def _create_private(self) -> None:
+        """An empty file only the daemon's user reads (personal data); SQLite gives its
+        -wal and -shm files the same mode."""
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=2.0)
@@ -418,10 +423,7 @@ class History:
             "ORDER BY id DESC LIMIT 1",
             (campaign,),
         ).fetchone()
-        reverted = self._db.execute(
-            "SELECT max(reverted_at) FROM intro_changes WHERE campaign = ?", (campaign,)
-        ).fetchone()[0]
-        if row is None or (reverted is not None and reverted >= row[4]):
+        if row is None or self.last_revert(campaign) >= row[4]:
             return None
         return {"topic": row[1], "text": row[2], "evidence": json.loads(row[3]), "at": row[4]}
 
@@ -442,6 +444,7 @@ class History:
         return True
 
     def last_revert(self, campaign: str) -> float:
+        """When the campaign's learned introduction was last reverted (0: never)."""
         row = self._db.execute(
             "SELECT max(reverted_at) FROM intro_changes WHERE campaign = ?", (campaign,)
         ).fetchone()

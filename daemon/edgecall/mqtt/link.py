@@ -81,6 +81,16 @@ def classify_error(text: str) -> LinkState:
     return LinkState.DISCONNECTED
 
 
+def payload_bytes(message: aiomqtt.Message) -> bytes:
+    """A received message's payload as bytes, whatever type aiomqtt handed it in."""
+    payload = message.payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
 class TlsConfigError(ValueError):
     """The configured CA, certificate or key cannot be used."""
 
@@ -421,12 +431,8 @@ class MqttLink:
             kind, name = self.topics.classify(str(message.topic))
             if kind != "command" or name is None:
                 continue
-            payload = message.payload
-            if isinstance(payload, str):
-                payload = payload.encode("utf-8")
-            elif not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            task = asyncio.create_task(self._command(name, bytes(payload), bool(message.retain)))
+            payload = payload_bytes(message)
+            task = asyncio.create_task(self._command(name, payload, bool(message.retain)))
             self._command_tasks.add(task)
             task.add_done_callback(self._command_tasks.discard)
 

@@ -44,9 +44,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edgecall.config.mqtt import MqttConfig
+from edgecall.dialer import DialItem, Kind
 from edgecall.messages import Identity, encode
 from edgecall.mqtt.commands import load_schema
-from edgecall.mqtt.link import backoff_delay, tls_context
+from edgecall.mqtt.link import backoff_delay, payload_bytes, tls_context
 
 log = logging.getLogger("edgecall.mqtt.site_work")
 
@@ -71,6 +72,34 @@ class WorkItem:
     ref: str | None = None
     attempt: int = 1
     origin_call_id: str | None = None
+
+    @classmethod
+    def redial(cls, item: DialItem) -> WorkItem:
+        """A due redial of this box's queue, for the site's queue."""
+        return cls(
+            f"redial-{item.origin_call_id}-{item.attempt}",
+            item.number,
+            item.campaign,
+            item.language,
+            item.ref,
+            item.attempt,
+            item.origin_call_id,
+        )
+
+    def dial_item(self, due: float) -> DialItem:
+        """This item as the dialer places it (id 0: it is in no local queue)."""
+        kind: Kind = "redial" if self.attempt > 1 else "dial"
+        return DialItem(
+            0,
+            self.number,
+            due,
+            kind,
+            self.ref,
+            self.campaign,
+            self.language,
+            self.origin_call_id,
+            self.attempt,
+        )
 
     def body(self) -> dict[str, Any]:
         """The message that publishes this item, as head office sends it (no envelope)."""
@@ -343,12 +372,12 @@ class SiteWork:
 
     async def _watch(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
-            payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+            payload = payload_bytes(msg)
             self._on_orphaned(client, msg.mid, payload)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for msg in client.messages:
-            payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+            payload = payload_bytes(msg)
             self.received += 1
             try:
                 item = parse_item(payload)
