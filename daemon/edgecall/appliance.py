@@ -30,7 +30,6 @@ from edgecall import logs
 from edgecall.calls import CallController, CallServices
 from edgecall.config.loader import ConfigError, load_model
 from edgecall.config.root import EdgecallConfig
-from edgecall.config.scripts import Prompt
 from edgecall.dialer import (
     DIAL_SKIPPED_SCHEMA,
     DIAL_SKIPPED_SUBTOPIC,
@@ -44,14 +43,14 @@ from edgecall.history import History, HistoryError, RecordingPublisher
 from edgecall.inference.analyzer import InferenceAnalyzer
 from edgecall.inference.settings import InferenceConfig
 from edgecall.inference.worker import InferenceClient, WorkerSettings
+from edgecall.learning import Learning
 from edgecall.messages import Identity, envelope
 from edgecall.mqtt.commands import CommandError, CommandRequest
 from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
 from edgecall.mqtt.site_work import WORK_ITEM_SCHEMA, Held, SiteWork, WorkItem
 from edgecall.privacy import forget
-from edgecall.rules.failure_factors import analyse, evidence, intro_change, promoted_intro
-from edgecall.rules.session import Lexicons
+from edgecall.rules.session import Customer, Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.speech.cache import PromptCache
 from edgecall.speech.speaker import TTS_MODEL, TTS_REGISTRY, Speaker
@@ -72,8 +71,6 @@ SHUTDOWN_CALLS_S = 10.0
 SHUTDOWN_FLUSH_S = 10.0
 DIAL_POLL_S = 1.0
 HISTORY_PRUNE_S = 3600.0
-INTRO_CHANGE_SCHEMA = "edgecall.intro-change/1"
-LEARNING_SUBTOPIC = "learning"  # <prefix>/learning: what the box learned, with the evidence
 WORK_REJECTED_SCHEMA = "edgecall.work-rejected/1"  # <prefix>/dials: a site item refused
 _USER_PART = re.compile(r"sips?:([^@;>]+)")
 
@@ -134,7 +131,14 @@ class Appliance:
         self.history = self._open_history(cfg, state_dir)
         self.link.register_command("forget", self._cmd_forget)
         self.link.register_command("call-stats", self._cmd_call_stats)
-        self.link.register_command("intro-revert", self._cmd_intro_revert)
+        self.learning = Learning(
+            self.history,
+            self.identity,
+            self.link,
+            config=lambda: self.cfg,
+            renew=self._renew_services,
+        )
+        self.learning.register(self.link)  # intro-revert, variant-restore
         if cfg.mqtt.site_work.enabled:
             self.site_work = self._open_site_work(cfg)
         self.dnc = DoNotCallList(state_dir / cfg.storage.dnc_file)
@@ -250,7 +254,8 @@ class Appliance:
         self._warming = asyncio.create_task(warm(), name="warm-prompts")
 
     def _services(self, cfg: EdgecallConfig) -> CallServices:
-        cfg = self._with_learned_intros(cfg)
+        variants = self.learning.variant_source(cfg)
+        cfg = self.learning.prompts(cfg)
         return CallServices(
             cfg=cfg,
             lexicons=Lexicons(cfg),
@@ -264,6 +269,7 @@ class Appliance:
             modem_signal=self.modem_signal,
             on_outcome=self._schedule_redial,
             classifier=self._scene_classifier(cfg),
+            variants=variants,
         )
 
     async def _open_modem(self, cfg: EdgecallConfig) -> tuple[Modem | None, SignalPoller | None]:
@@ -405,6 +411,7 @@ class Appliance:
         campaign: str | None = None,
         language: str | None = None,
         ref: str | None = None,
+        customer: Customer | None = None,
     ) -> CallController:
         controller = CallController(
             self.services,
@@ -414,6 +421,7 @@ class Appliance:
             campaign=campaign,
             language=language,
             ref=ref,
+            customer=customer,
         )
         self.calls[call_id] = controller
         controller.start()
@@ -439,9 +447,8 @@ class Appliance:
             await controller.abort("internal error while ending the call")
         finally:
             self._ended(controller)
-        outcome = controller.session.outcome or {}
-        if outcome.get("outcome") == "failed":
-            await self._review_intro(controller.session.campaign_name)
+        session = controller.session
+        await self.learning.after_call(session.campaign_name, session.group, session.outcome or {})
 
     def _ended(self, controller: CallController) -> None:
         self.calls.pop(controller.call_id, None)
@@ -450,98 +457,11 @@ class Appliance:
 
     # --- learning from the history ---------------------------------------------------
 
-    async def _review_intro(self, campaign: str) -> None:
-        """Section 6: when one factor leads the campaign's recent failed calls, new calls
-        hear its explanation first in the product introduction; head office is told."""
-        if self.history is None or campaign not in self.cfg.campaigns:
-            return
-        rules = self.cfg.rules.failure_factors
-        try:
-            learned = self.history.learned_intro(campaign)
-            since = self.history.last_revert(campaign)
-            factors = self.history.failure_factors(campaign, rules.recent_failed_calls, since)
-        except sqlite3.Error as exc:
-            log.error("call history: failure factors of %s unreadable: %s", campaign, exc)
-            return
-        analysis = analyse(factors, rules)
-        topic = intro_change(analysis, learned["topic"] if learned else None)
-        language = self.cfg.campaigns[campaign].language
-        explanation = self.cfg.topics[topic].explanation.get(language) if topic else None
-        if topic is None or not explanation:
-            return
-        configured = self.cfg.campaigns[campaign].prompts["product_intro"].text
-        text = promoted_intro(configured, explanation, language)
-        why = evidence(analysis)
-        try:
-            self.history.learn_intro(campaign, topic, text, why)
-        except sqlite3.Error as exc:
-            log.error("call history: the learned introduction of %s not kept: %s", campaign, exc)
-            return
-        self._renew_services()
-        log.info(
-            "campaign %s: '%s' leads failed calls %s; introduction now %r",
-            campaign,
-            topic,
-            why["shares"],
-            text,
-        )
-        await self._publish_intro(campaign, topic, text, configured, why)
-
-    async def _publish_intro(
-        self, campaign: str, topic: str | None, text: str, previous: str, why: dict[str, Any]
-    ) -> None:
-        body = {
-            "campaign": campaign,
-            "topic": topic,
-            "text": text,
-            "previous_text": previous,
-            "evidence": why,
-        }
-        message = envelope(self.identity, INTRO_CHANGE_SCHEMA, body)
-        await self.link.publish_other(LEARNING_SUBTOPIC, message)
-
     def _renew_services(self) -> None:
         """New calls use what was just learned (calls up keep theirs); its prompts are made
         ready, so the first caller to hear a changed one does not wait for its synthesis."""
         self.services = self._services(self.cfg)
         self._warm_prompts()
-
-    def _with_learned_intros(self, cfg: EdgecallConfig) -> EdgecallConfig:
-        """`cfg` with each campaign's learned product introduction in place."""
-        if self.history is None:
-            return cfg
-        campaigns = dict(cfg.campaigns)
-        for name, campaign in cfg.campaigns.items():
-            try:
-                learned = self.history.learned_intro(name)
-            except sqlite3.Error:
-                learned = None
-            if learned is None or "product_intro" not in campaign.prompts:
-                continue
-            intro = Prompt(text=learned["text"])  # a recording cannot say the new words
-            prompts = {**campaign.prompts, "product_intro": intro}
-            campaigns[name] = campaign.model_copy(update={"prompts": prompts})
-        return cfg.model_copy(update={"campaigns": campaigns})
-
-    async def _cmd_intro_revert(self, request: CommandRequest) -> dict[str, Any]:
-        campaign = request.args["campaign"]
-        if campaign not in self.cfg.campaigns:
-            raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
-        if self.history is None:
-            raise CommandError("no_history", "the call history is not available (see the log)")
-        learned = self.history.learned_intro(campaign)
-        if not self.history.revert_intro(campaign):
-            return {"reverted": False}
-        self._renew_services()
-        configured = self.cfg.campaigns[campaign].prompts["product_intro"].text
-        await self._publish_intro(
-            campaign,
-            None,
-            configured,
-            learned["text"] if learned else "",
-            {"reverted_by": "head office", "request_id": request.request_id},
-        )
-        return {"reverted": True, "text": configured}
 
     # --- outbound ----------------------------------------------------------------------
 
@@ -645,6 +565,7 @@ class Appliance:
             campaign=item.campaign,
             language=item.language,
             ref=item.ref,
+            customer=Customer(item.customer_id, item.group),
         )
         for ev in self._early.pop(call_id, []):
             await self._to_controller(controller, ev)
@@ -680,9 +601,7 @@ class Appliance:
         return erased
 
     async def _cmd_call_stats(self, request: CommandRequest) -> dict[str, Any]:
-        if self.history is None:
-            raise CommandError("no_history", "the call history is not available (see the log)")
-        return self.history.summary(request.args.get("campaign"))
+        return self.learning.require_history().summary(request.args.get("campaign"))
 
     def _open_history(self, cfg: EdgecallConfig, state_dir: Path) -> History | None:
         """The call history; without it calls go on, unrecorded (logged, in the stats)."""

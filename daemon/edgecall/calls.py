@@ -29,12 +29,14 @@ from edgecall.rules.session import (
     Action,
     AddToDoNotCall,
     CallSession,
+    Customer,
     HangUp,
     Lexicons,
     Message,
     Say,
     SendSms,
     Transfer,
+    VariantSource,
 )
 from edgecall.speech.speaker import Piece, Speech
 from edgecall.trunk.modem import SignalPoller
@@ -138,6 +140,7 @@ class CallServices:
     # Called with the outcome before it is published, e.g. to queue the redial it asks for,
     # so head office can never act on an outcome the appliance has not acted on yet.
     on_outcome: Callable[[CallController, dict[str, Any]], None] | None = None
+    variants: VariantSource | None = None  # None: no history, variants in equal shares
     clock: Callable[[], float] = time.time
 
 
@@ -152,6 +155,7 @@ class CallController:
         campaign: str | None = None,
         language: str | None = None,
         ref: str | None = None,
+        customer: Customer | None = None,
     ) -> None:
         self.svc = services
         self.call_id = call_id
@@ -168,6 +172,8 @@ class CallController:
             campaign=campaign,
             classifier=services.classifier,
             ref=ref,
+            customer=customer,
+            variants=services.variants,
         )
         self.quality = QualityCombiner(services.cfg.trunk, start_t=time.monotonic())
         self._actions: asyncio.Queue[Action | None] = asyncio.Queue()

@@ -227,8 +227,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"campaign {name}: {c['calls']} calls, {c['agreed']} sales ({c['conversion']:.1%})")
         print(f"  outcomes: {outcomes}")
         print(f"  failed calls' top factors: {factors}")
-        for variant, v in c["variants"].items():
-            print(f"  variant {variant}: {v['calls']} calls, {v['conversion']:.1%} converted")
+        for v in c["variants"]:  # counted since the start, beyond the calls kept
+            retired = f", retired: {v['retired']}" if v["retired"] else ""
+            print(
+                f"  {v['node']} variant {v['variant']} ({v['group']}): {v['uses']} calls, "
+                f"{v['conversion']:.1%} converted, {v['answer_rate']:.0%} answered{retired}"
+            )
     return EXIT_OK
 
 

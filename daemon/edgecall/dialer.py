@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS dials(
     campaign TEXT,
     language TEXT,
     origin_call_id TEXT,
-    attempt INTEGER NOT NULL
+    attempt INTEGER NOT NULL,
+    customer_id TEXT,
+    customer_group TEXT
 );
 CREATE INDEX IF NOT EXISTS dials_by_due ON dials(due, id);
 CREATE TABLE IF NOT EXISTS work_placed(
@@ -46,6 +48,12 @@ CREATE TABLE IF NOT EXISTS work_placed(
 );
 """
 PLACED_KEPT_S = 7 * 86400  # a broker redelivers within hours, not weeks
+# Columns added after the first release, for queues an older edgecall wrote.
+_ADDED_COLUMNS = ("customer_id TEXT", "customer_group TEXT")
+_COLUMNS = (
+    "id, number, due, kind, ref, campaign, language, origin_call_id, attempt, "
+    "customer_id, customer_group"
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class DialItem:
     language: str | None
     origin_call_id: str | None  # for a redial: the call that asked for it
     attempt: int  # 1 for a first call, 2 for the first redial...
+    customer_id: str | None = None  # head office's id of the customer
+    group: str | None = None  # the customer group (prompt variants are judged per group)
 
 
 class DialQueue:
@@ -68,6 +78,10 @@ class DialQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(dials)")}
+        for column in _ADDED_COLUMNS:
+            if column.split()[0] not in known:
+                self._db.execute(f"ALTER TABLE dials ADD COLUMN {column}")
         self._db.execute("DELETE FROM work_placed WHERE at < ?", (time.time() - PLACED_KEPT_S,))
 
     def close(self) -> None:
@@ -84,11 +98,24 @@ class DialQueue:
         language: str | None = None,
         origin_call_id: str | None = None,
         attempt: int = 1,
+        customer_id: str | None = None,
+        group: str | None = None,
     ) -> int:
         cur = self._db.execute(
-            "INSERT INTO dials(number, due, kind, ref, campaign, language, origin_call_id, attempt)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (number, due, kind, ref, campaign, language, origin_call_id, attempt),
+            "INSERT INTO dials(number, due, kind, ref, campaign, language, origin_call_id, attempt,"
+            " customer_id, customer_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                due,
+                kind,
+                ref,
+                campaign,
+                language,
+                origin_call_id,
+                attempt,
+                customer_id,
+                group,
+            ),
         )
         return int(cur.lastrowid)
 
@@ -98,14 +125,16 @@ class DialQueue:
             self._db.execute("BEGIN")
             for item in items:
                 self._db.execute(
-                    "INSERT INTO dials(number, due, kind, ref, campaign, language, attempt)"
-                    " VALUES (?, ?, 'dial', ?, ?, ?, 1)",
+                    "INSERT INTO dials(number, due, kind, ref, campaign, language, attempt,"
+                    " customer_id, customer_group) VALUES (?, ?, 'dial', ?, ?, ?, 1, ?, ?)",
                     (
                         item["number"],
                         due,
                         item.get("ref"),
                         item.get("campaign"),
                         item.get("language"),
+                        item.get("customer_id"),
+                        item.get("group"),
                     ),
                 )
         return len(items)
@@ -128,6 +157,8 @@ class DialQueue:
             language=outcome.get("language"),
             origin_call_id=outcome.get("call_id"),
             attempt=attempt + 1,
+            customer_id=outcome.get("customer_id"),
+            group=outcome.get("customer_group"),
         )
 
     def due(self, now: float, limit: int) -> list[DialItem]:
@@ -135,8 +166,7 @@ class DialQueue:
         if limit <= 0:
             return []
         rows = self._db.execute(
-            "SELECT id, number, due, kind, ref, campaign, language, origin_call_id, attempt"
-            " FROM dials WHERE due <= ? ORDER BY due, id LIMIT ?",
+            f"SELECT {_COLUMNS} FROM dials WHERE due <= ? ORDER BY due, id LIMIT ?",
             (now, limit),
         ).fetchall()
         return [DialItem(*row) for row in rows]
@@ -157,8 +187,8 @@ class DialQueue:
         ready: list[DialItem] = []
         barred: list[DialItem] = []
         cur = self._db.execute(
-            "SELECT id, number, due, kind, ref, campaign, language, origin_call_id, attempt"
-            " FROM dials WHERE due <= ? AND kind = coalesce(?, kind) ORDER BY due, id",
+            f"SELECT {_COLUMNS} FROM dials WHERE due <= ? AND kind = coalesce(?, kind) "
+            "ORDER BY due, id",
             (now, kind),
         )
         try:
@@ -237,6 +267,8 @@ def skipped_report(item: DialItem, entry: DncEntry | None) -> dict[str, Any]:
         "language": item.language,
         "origin_call_id": item.origin_call_id,
         "attempt": item.attempt,
+        "customer_id": item.customer_id,
+        "group": item.group,
         "due": datetime.fromtimestamp(item.due, UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgecall.dnc import normalise
+from edgecall.rules.variants import DEFAULT_GROUP, VariantStats
 
 log = logging.getLogger("edgecall.history")
 
@@ -103,9 +104,47 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX intro_changes_by_campaign ON intro_changes(campaign, id);
     """,
+    # 3: prompt variants per customer group, and scripts composed for groups (part 3).
+    # variant_stats and group_scripts hold counts and prompt texts, no personal data: they
+    # outlive the calls they were learned from (retention, forget).
+    """
+    ALTER TABLE calls ADD COLUMN customer_group TEXT;
+    CREATE TABLE node_variants(
+        call_id TEXT NOT NULL REFERENCES calls(call_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        turns_before INTEGER NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (call_id, seq)
+    );
+    CREATE TABLE variant_stats(
+        campaign TEXT NOT NULL,
+        customer_group TEXT NOT NULL,
+        node TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        uses INTEGER NOT NULL DEFAULT 0,
+        sales INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        talk_s REAL NOT NULL DEFAULT 0,
+        interactions INTEGER NOT NULL DEFAULT 0,
+        retired_at REAL,
+        retired_why TEXT,
+        PRIMARY KEY (campaign, customer_group, node, variant)
+    );
+    CREATE TABLE group_scripts(
+        campaign TEXT NOT NULL,
+        customer_group TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        text TEXT NOT NULL,
+        topics TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (campaign, customer_group)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-DEFAULT_VARIANT = "default"  # prompts of a campaign that has no variants (issue 16 part 3)
+DEFAULT_VARIANT = "default"  # a prompt event that names no variant
 
 
 class TimeSlots(Protocol):
@@ -220,7 +259,8 @@ class History:
                 number = remote
             self._db.execute(
                 "INSERT OR IGNORE INTO calls(call_id, started, direction, number, ref, "
-                "customer_id, campaign, language, hour, time_slot) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "customer_id, customer_group, campaign, language, hour, time_slot) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     call_id,
                     started,
@@ -228,6 +268,7 @@ class History:
                     number,
                     m.get("ref"),
                     m.get("customer_id"),
+                    m.get("customer_group") or DEFAULT_GROUP,
                     m.get("campaign"),
                     m.get("language"),
                     hour,
@@ -236,6 +277,21 @@ class History:
             )
         elif kind == "flow":
             self._append_node(call_id, m.get("node"))
+            if isinstance(m.get("variant"), str) and isinstance(m.get("node"), str):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO node_variants(call_id, seq, node, variant, "
+                    "turns_before, at) SELECT ?, ?, ?, ?, (SELECT count(*) FROM turns WHERE "
+                    "call_id = ?), ? WHERE EXISTS (SELECT 1 FROM calls WHERE call_id = ?)",
+                    (
+                        call_id,
+                        m.get("seq"),
+                        m["node"],
+                        m["variant"],
+                        call_id,
+                        _ts(m.get("ts")) or self._clock(),
+                        call_id,
+                    ),
+                )
         elif kind == "turn":
             emotion, intent = m.get("emotion") or {}, m.get("intent") or {}
             factor, reply = m.get("factor"), m.get("reply") or {}
@@ -302,24 +358,75 @@ class History:
                     (sum(levels), len(levels), min(levels), min(levels), len(levels), call_id),
                 )
         elif kind == "edgecall.outcome/1":
+            ended = _ts(m.get("ts")) or self._clock()
+            with self._db:  # the outcome and what its variants earned: both or neither
+                self._db.execute("BEGIN")
+                row = self._db.execute(
+                    "SELECT outcome FROM calls WHERE call_id = ?", (call_id,)
+                ).fetchone()
+                self._db.execute(
+                    "UPDATE calls SET ended = ?, outcome = ?, agreed = ?, end_reason = ?, "
+                    "factor_topic = ?, turns = ?, final_emotion = ?, final_intent = ?, "
+                    "outcome_json = ? WHERE call_id = ?",
+                    (
+                        ended,
+                        m.get("outcome"),
+                        1 if m.get("agreed") else 0,
+                        m.get("end_reason"),
+                        m.get("factor_topic"),
+                        m.get("turns"),
+                        m.get("final_emotion"),
+                        m.get("final_intent"),
+                        json.dumps(m, ensure_ascii=False),
+                        call_id,
+                    ),
+                )
+                self._append_node(call_id, m.get("node"))
+                if row is not None and row[0] is None:  # counted once, at the first outcome
+                    self._count_variants_apart(call_id, ended, m)
+
+    def _count_variants_apart(self, call_id: str, ended: float, m: dict[str, Any]) -> None:
+        """Count the variants in a savepoint: statistics that cannot be written cost
+        themselves, never the outcome recorded with them."""
+        self._db.execute("SAVEPOINT variants")
+        try:
+            self._count_variants(call_id, ended, bool(m.get("agreed")), m.get("turns"))
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK TO variants")
+            self.failed_writes += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("call history: variants of %s not counted: %s", call_id, exc)
+        self._db.execute("RELEASE variants")
+
+    def _count_variants(self, call_id: str, ended: float, sale: bool, turns: Any) -> None:
+        """Add one finished call to the statistics of each variant it heard (once per
+        node and variant, from its first hearing)."""
+        turns = turns if isinstance(turns, int) else 0
+        heard = self._db.execute(
+            "SELECT c.campaign, c.customer_group, v.node, v.variant, min(v.turns_before), "
+            "min(v.at) FROM node_variants v JOIN calls c USING (call_id) WHERE call_id = ? "
+            "GROUP BY v.node, v.variant",
+            (call_id,),
+        ).fetchall()
+        for campaign, group, node, variant, before, at in heard:
+            after = max(0, turns - before)
             self._db.execute(
-                "UPDATE calls SET ended = ?, outcome = ?, agreed = ?, end_reason = ?, "
-                "factor_topic = ?, turns = ?, final_emotion = ?, final_intent = ?, "
-                "outcome_json = ? WHERE call_id = ?",
+                "INSERT INTO variant_stats(campaign, customer_group, node, variant, uses, "
+                "sales, answered, talk_s, interactions) VALUES (?,?,?,?,1,?,?,?,?) "
+                "ON CONFLICT DO UPDATE SET uses = uses + 1, sales = sales + excluded.sales, "
+                "answered = answered + excluded.answered, talk_s = talk_s + excluded.talk_s, "
+                "interactions = interactions + excluded.interactions",
                 (
-                    _ts(m.get("ts")) or self._clock(),
-                    m.get("outcome"),
-                    1 if m.get("agreed") else 0,
-                    m.get("end_reason"),
-                    m.get("factor_topic"),
-                    m.get("turns"),
-                    m.get("final_emotion"),
-                    m.get("final_intent"),
-                    json.dumps(m, ensure_ascii=False),
-                    call_id,
+                    campaign or "-",
+                    group or DEFAULT_GROUP,
+                    node,
+                    variant,
+                    int(sale),
+                    int(after > 0),
+                    max(0.0, ended - at),
+                    after,
                 ),
             )
-            self._append_node(call_id, m.get("node"))
 
     def _append_node(self, call_id: str, node: Any) -> None:
         if not isinstance(node, str):
@@ -390,20 +497,24 @@ class History:
                     (name,),
                 )
             ]
-            c["variants"] = {
-                variant: {
-                    "calls": calls,
-                    "agreed": agreed or 0,
-                    "conversion": round((agreed or 0) / calls, 4) if calls else 0.0,
+            c["variants"] = [
+                {
+                    "node": node,
+                    "variant": variant,
+                    "group": group,
+                    "uses": uses,
+                    "sales": sales,
+                    "conversion": round(sales / uses, 4) if uses else 0.0,
+                    "answer_rate": round(answered / uses, 4) if uses else 0.0,
+                    "mean_talk_s": round(talk_s / uses, 1) if uses else 0.0,
+                    "retired": why,
                 }
-                for variant, calls, agreed in self._db.execute(
-                    "SELECT p.variant, count(DISTINCT c.call_id), "
-                    "count(DISTINCT CASE WHEN c.agreed = 1 THEN c.call_id END) "
-                    "FROM calls c JOIN prompts p USING (call_id) "
-                    "WHERE coalesce(c.campaign, '-') = ? GROUP BY 1 ORDER BY 1",
+                for node, variant, group, uses, sales, answered, talk_s, why in self._db.execute(
+                    "SELECT node, variant, customer_group, uses, sales, answered, talk_s, "
+                    "retired_why FROM variant_stats WHERE campaign = ? ORDER BY 1, 3, 2",
                     (name,),
                 )
-            }
+            ]
         return {"campaigns": campaigns, "kept_days": self.keep_days}
 
     def failure_factors(self, campaign: str, limit: int, since: float = 0.0) -> list[str | None]:
@@ -449,6 +560,83 @@ class History:
             "SELECT max(reverted_at) FROM intro_changes WHERE campaign = ?", (campaign,)
         ).fetchone()
         return row[0] or 0.0
+
+    # ------------------------------------------------------- variants, groups
+
+    def variant_book(self, campaign: str, group: str) -> dict[str, dict[str, VariantStats]]:
+        """What each variant of the campaign did for the group: node -> variant -> stats."""
+        book: dict[str, dict[str, VariantStats]] = {}
+        rows = self._db.execute(
+            "SELECT node, variant, uses, sales, answered, talk_s, interactions, retired_why "
+            "FROM variant_stats WHERE campaign = ? AND customer_group = ?",
+            (campaign, group),
+        )
+        for node, variant, *figures in rows:
+            book.setdefault(node, {})[variant] = VariantStats(*figures)
+        return book
+
+    def retire_variant(self, campaign: str, group: str, node: str, variant: str, why: str) -> None:
+        self._db.execute(
+            "UPDATE variant_stats SET retired_at = ?, retired_why = ? WHERE campaign = ? AND "
+            "customer_group = ? AND node = ? AND variant = ?",
+            (self._clock(), why, campaign, group, node, variant),
+        )
+
+    def restore_variant(self, campaign: str, group: str, node: str, variant: str) -> bool:
+        """Back in the draw (its figures kept); False when it was not retired."""
+        cur = self._db.execute(
+            "UPDATE variant_stats SET retired_at = NULL, retired_why = NULL WHERE campaign = ? "
+            "AND customer_group = ? AND node = ? AND variant = ? AND retired_at IS NOT NULL",
+            (campaign, group, node, variant),
+        )
+        return cur.rowcount > 0
+
+    def group_interests(self, campaign: str, group: str, limit: int) -> tuple[int, list[str]]:
+        """Over the group's latest `limit` calls of the campaign: how many named a topic
+        (asked about it, or it was their influencing factor), and the topics by how many
+        calls named them, most first (ties by name)."""
+        named: dict[str, set[str]] = {}
+        rows = self._db.execute(
+            "SELECT t.call_id, t.topics, t.reply FROM turns t WHERE t.call_id IN (SELECT "
+            "call_id FROM calls WHERE campaign = ? AND customer_group = ? AND ended IS NOT "
+            "NULL ORDER BY ended DESC LIMIT ?)",
+            (campaign, group, limit),
+        )
+        for call_id, topics, reply in rows:
+            found = set(json.loads(topics or "[]"))
+            asked = json.loads(reply or "{}").get("topic")
+            if asked:
+                found.add(asked)
+            if found:
+                named.setdefault(call_id, set()).update(found)
+        counts: dict[str, int] = {}
+        for topics in named.values():
+            for topic in topics:
+                counts[topic] = counts.get(topic, 0) + 1
+        return len(named), sorted(counts, key=lambda t: (-counts[t], t))
+
+    def group_scripts(self, campaign: str) -> dict[str, dict[str, Any]]:
+        """The campaign's composed scripts by customer group."""
+        rows = self._db.execute(
+            "SELECT customer_group, prompt, text, topics, at FROM group_scripts WHERE campaign = ?",
+            (campaign,),
+        )
+        return {
+            group: {"prompt": prompt, "text": text, "topics": json.loads(topics), "at": at}
+            for group, prompt, text, topics, at in rows
+        }
+
+    def store_group_script(
+        self, campaign: str, group: str, prompt: str, text: str, topics: list[str]
+    ) -> bool:
+        """Keep the group's script; False when the group already has one (kept as it is:
+        from then on the bandit judges it)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO group_scripts(campaign, customer_group, prompt, text, "
+            "topics, at) VALUES (?,?,?,?,?,?)",
+            (campaign, group, prompt, text, json.dumps(topics, ensure_ascii=False), self._clock()),
+        )
+        return cur.rowcount > 0
 
     def stats(self) -> dict[str, Any]:
         """Health, for <prefix>/stats."""

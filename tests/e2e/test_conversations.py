@@ -69,6 +69,12 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
             "Sounds good, I am interested. How much is it?",
             "Yes, go ahead.",
         ],
+        # the offer has two variants: the call hears one, and its sale counts for it
+        sets=[
+            "campaigns.retail-en.prompts.offer_b={text: 'The {product} is 59 yuan a month, "
+            "and the first month is free. Shall I go ahead?'}",
+            "campaigns.retail-en.flow.nodes.offer.say=[offer, offer_b]",
+        ],
     )
     assert outcome["outcome"] == "completed", (heard(messages), path(messages), daemon.log())
     assert (outcome["agreed"], outcome["node"]) == (True, "sale")
@@ -76,8 +82,10 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
     # the sale came from the offer's confirmation, not from the interest before it
     assert nodes.index("offer") < nodes.index("sale")
     assert path(messages)[-1] == ("sale", "yes")
+    (offer,) = [s["variant"] for s in of_type(messages, "flow") if s["node"] == "offer"]
+    assert offer in ("offer", "offer_b")
     played = [p["situation"] for p in of_type(messages, "prompt.played")]
-    assert "offer" in played and played[-1] == "sale_confirmed"
+    assert offer in played and played[-1] == "sale_confirmed"
     assert of_type(messages, "prompt.played")[-1]["ended"] == "completed"  # heard to the end
     turns = of_type(messages, "turn")
     # the interest came before the yes (the voice's pause after "Hello," may make that
@@ -108,6 +116,10 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
             if name == "call-stats":
                 campaign = reply["result"]["campaigns"]["retail-en"]
                 assert (campaign["calls"], campaign["agreed"]) == (1, 1)
+                offers = [v for v in campaign["variants"] if v["node"] == "offer"]
+                assert [(v["variant"], v["group"], v["uses"], v["sales"]) for v in offers] == [
+                    (offer, "general", 1, 1)
+                ]
             else:
                 assert reply["result"]["calls"] == 1
     assert history.execute("SELECT count(*) FROM calls").fetchone() == (0,)

@@ -76,7 +76,14 @@ async def head_office(broker: Mosquitto) -> AsyncIterator[tuple[aiomqtt.Client, 
 async def publish(client: aiomqtt.Client, first: int, *refs: str) -> None:
     """One item per ref; its number is not registered, so each call ends at once (404)."""
     for i, ref in enumerate(refs):
-        item = WorkItem(f"item-{ref}", str(first + i), campaign="retail-en", ref=ref)
+        item = WorkItem(
+            f"item-{ref}",
+            str(first + i),
+            campaign="retail-en",
+            ref=ref,
+            customer_id=f"cust-{ref}",
+            group="movers",
+        )
         await client.publish(WORK, json.dumps(item.body()), qos=1)
 
 
@@ -136,6 +143,14 @@ async def test_two_boxes_share_the_work_and_a_killed_box_loses_no_item(tmp_path:
             assert redial["appliance_id"] == "edge-01"
             assert all(i["item_id"] == "redial-c-1-2" for i in again)
             assert outcomes.refs("edge-01") and outcomes.refs("edge-02"), outcomes.refs("edge-01")
+            # the customer travels with the item to whichever box placed it
+            customers = {
+                o["ref"]: (o["customer_id"], o["customer_group"])
+                for box in outcomes.by_box.values()
+                for o in box
+            }
+            assert customers["r3"] == ("cust-r3", "movers")
+            assert customers["redial"] == (None, "general")
 
             second.signal(signal.SIGKILL)  # no clean stop: its session stays at the broker
             await second.wait_exit(20)

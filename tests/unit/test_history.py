@@ -84,7 +84,18 @@ def test_a_replayed_sale_and_a_failed_call_are_recorded_as_head_office_gets_them
     assert (summary["calls"], summary["agreed"], summary["conversion"]) == (2, 1, 0.5)
     assert summary["outcomes"] == {"completed": 1, "failed": 1}
     assert summary["top_factors"] == [{"topic": "price", "calls": 1}]
-    assert summary["variants"]["default"]["calls"] == 2
+    heard = {
+        (v["node"], v["variant"]): (v["uses"], v["sales"], v["answer_rate"])
+        for v in summary["variants"]
+    }
+    assert heard == {  # each node's variant, once per call; answered: a turn came after it
+        ("opening", "opening"): (2, 1, 1.0),
+        ("intro", "product_intro"): (1, 1, 1.0),
+        ("offer", "offer"): (1, 1, 1.0),
+        ("sale", "sale_confirmed"): (1, 1, 0.0),
+        ("objection", "objection"): (1, 0, 0.0),
+    }
+    assert {v["group"] for v in summary["variants"]} == {"general"}
     assert h.summary("retail-zh")["campaigns"] == {}
 
 

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgecall.appliance import INTRO_CHANGE_SCHEMA, Appliance
 from edgecall.history import MIGRATIONS, SCHEMA_VERSION, History
+from edgecall.learning import INTRO_CHANGE_SCHEMA, Learning
+from edgecall.messages import Identity
 from edgecall.mqtt.commands import CommandRequest
 from edgecall.rules.failure_factors import analyse, intro_change, promoted_intro
 from edgecall.validation import validator
@@ -18,19 +19,25 @@ from tests.unit.test_dialer import FakeLink
 T0 = 1_800_000_000.0
 
 
-@pytest.fixture
-def app(tmp_path, shipped_config, monkeypatch):
-    clock = [T0]
-    appliance = Appliance(tmp_path / "config.yaml", shipped_config, notifier=None)
-    appliance.history = History(tmp_path / "history.sqlite", keep_days=90, clock=lambda: clock[0])
-    appliance.link = FakeLink()
-    # the call services need SIP, models and voices; here only their config matters
-    monkeypatch.setattr(
-        appliance, "_services", lambda cfg: SimpleNamespace(cfg=appliance._with_learned_intros(cfg))
+def learning_box(history: History, cfg, clock) -> SimpleNamespace:
+    """The learning loops on a history, publishing to a fake link; `renewed` counts the
+    times new calls were given what was learned."""
+    box = SimpleNamespace(history=history, link=FakeLink(), clock=clock, renewed=0, cfg=cfg)
+
+    def renew() -> None:
+        box.renewed += 1
+
+    box.learning = Learning(
+        history, Identity("site-1", "box-1"), box.link, config=lambda: box.cfg, renew=renew
     )
-    monkeypatch.setattr(appliance, "_warm_prompts", lambda: None)  # no voices here
-    appliance.clock = clock
-    return appliance
+    return box
+
+
+@pytest.fixture
+def app(tmp_path, shipped_config):
+    clock = [T0]
+    history = History(tmp_path / "history.sqlite", keep_days=90, clock=lambda: clock[0])
+    return learning_box(history, shipped_config, clock)
 
 
 def fail_calls(app, topics, campaign="retail-en"):
@@ -63,7 +70,8 @@ def fail_calls(app, topics, campaign="retail-en"):
 
 
 def intro_of(app, campaign="retail-en") -> str:
-    return app.services.cfg.campaigns[campaign].prompts["product_intro"].text
+    """What a new call of the campaign hears as the product introduction."""
+    return app.learning.prompts(app.cfg).campaigns[campaign].prompts["product_intro"].text
 
 
 def learned(app):
@@ -73,8 +81,7 @@ def learned(app):
 async def test_a_dominant_factor_goes_first_in_the_intro_of_new_calls(app, shipped_config):
     configured = shipped_config.campaigns["retail-en"].prompts["product_intro"].text
     fail_calls(app, ["contract"] * 6 + ["price"] * 2 + ["data"] * 2)
-    app.services = app._services(app.cfg)
-    await app._review_intro("retail-en")
+    await app.learning.review_intro("retail-en")
     (change,) = learned(app)
     validator("intro-change.json").validate(change)
     assert change["schema"] == INTRO_CHANGE_SCHEMA
@@ -90,18 +97,12 @@ async def test_a_dominant_factor_goes_first_in_the_intro_of_new_calls(app, shipp
     assert intro_of(app, "retail-zh") == (
         shipped_config.campaigns["retail-zh"].prompts["product_intro"].text
     )
-    await app._review_intro("retail-en")  # the same evidence: nothing new to say
+    await app.learning.review_intro("retail-en")  # the same evidence: nothing new to say
     assert len(learned(app)) == 1
-    # a restarted daemon (a new Appliance on the same history) keeps the learned intro
-    again = Appliance(app.config_path, shipped_config, notifier=None)
-    again.history = app.history
-    assert (
-        again._with_learned_intros(shipped_config)
-        .campaigns["retail-en"]
-        .prompts["product_intro"]
-        .text
-        == change["text"]
-    )
+    assert app.renewed == 1
+    # a restarted daemon (new loops on the same history) keeps the learned intro
+    again = learning_box(app.history, shipped_config, app.clock)
+    assert intro_of(again) == change["text"]
 
 
 @pytest.mark.parametrize(
@@ -115,19 +116,17 @@ async def test_a_dominant_factor_goes_first_in_the_intro_of_new_calls(app, shipp
 )
 async def test_no_change_without_a_clear_lead(app, topics):
     fail_calls(app, topics)
-    app.services = app._services(app.cfg)
     before = intro_of(app)
-    await app._review_intro("retail-en")
+    await app.learning.review_intro("retail-en")
     assert learned(app) == [] and intro_of(app) == before
 
 
 async def test_head_office_reverts_it_and_only_new_failures_count_after(app, shipped_config):
     configured = shipped_config.campaigns["retail-en"].prompts["product_intro"].text
     fail_calls(app, ["contract"] * 10)
-    app.services = app._services(app.cfg)
-    await app._review_intro("retail-en")
+    await app.learning.review_intro("retail-en")
     app.clock[0] += 1
-    reply = await app._cmd_intro_revert(
+    reply = await app.learning.intro_revert(
         CommandRequest("intro-revert", "r-1", {"campaign": "retail-en"})
     )
     assert reply == {"reverted": True, "text": configured}
@@ -138,13 +137,13 @@ async def test_head_office_reverts_it_and_only_new_failures_count_after(app, shi
         configured,
         "r-1",
     )
-    await app._review_intro("retail-en")  # the old failures no longer count
+    await app.learning.review_intro("retail-en")  # the old failures no longer count
     assert len(learned(app)) == 2
     fail_calls(app, ["price"] * 10)
-    await app._review_intro("retail-en")
+    await app.learning.review_intro("retail-en")
     assert learned(app)[-1]["topic"] == "price"
     assert intro_of(app).startswith(shipped_config.topics["price"].explanation["en"])
-    nothing = await app._cmd_intro_revert(
+    nothing = await app.learning.intro_revert(
         CommandRequest("intro-revert", "r-2", {"campaign": "retail-zh"})
     )
     assert nothing == {"reverted": False}
@@ -174,6 +173,6 @@ def test_a_version_1_history_is_upgraded_in_place(tmp_path):
     db.commit()
     db.close()
     h = History(path, keep_days=3650, clock=lambda: 2.0)
-    assert h._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert h._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert h._db.execute("SELECT call_id, outcome FROM calls").fetchall() == [("old", "completed")]
     assert h.learned_intro("retail-en") is None

@@ -181,6 +181,30 @@ class FailureFactorRuleConfig(ConfigModel):
     )
 
 
+class VariantRuleConfig(ConfigModel):
+    """Seed 003 S5: prompt variants compete per customer group, and a group gets a script
+    composed from its interests (the retirement floors are per campaign: `retire`)."""
+
+    bandit: bool = Field(
+        True,
+        description="Choose each node's variant by Thompson sampling over its sales per "
+        "customer group; false: every variant equally often, fixed per call.",
+    )
+    group_script_min_calls: int = Field(
+        20,
+        ge=1,
+        description="A customer group gets a composed product introduction once this many "
+        "of its calls named a topic.",
+    )
+    group_script_topics: int = Field(
+        2,
+        ge=1,
+        le=5,
+        description="How many of the group's most frequent topics the composed "
+        "introduction explains first, most frequent first.",
+    )
+
+
 class ConversationRuleConfig(ConfigModel):
     """What the robot does when the caller is silent, unclear or keeps refusing (issue 13)."""
 
@@ -242,4 +266,8 @@ class RulesConfig(ConfigModel):
     )
     failure_factors: FailureFactorRuleConfig = Field(
         default_factory=FailureFactorRuleConfig, description="Failure-factor analysis."
+    )
+    variants: VariantRuleConfig = Field(
+        default_factory=VariantRuleConfig,
+        description="Prompt variants per customer group, and scripts composed for groups.",
     )

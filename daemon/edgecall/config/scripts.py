@@ -56,13 +56,29 @@ class Prompt(ConfigModel):
 
 
 class RetireFloors(ConfigModel):
-    """Scripts below these floors, after enough uses, are retired (seed 003)."""
+    """When a prompt variant of a flow node is retired for a customer group (seed 003 S5);
+    the node's last variant never is."""
 
-    min_uses: int = Field(50, ge=1, description="Judge a script only after this many uses.")
-    min_answer_rate: float = Field(
-        0.2, ge=0, le=1, description="Share of uses the caller answered."
+    min_uses: int = Field(
+        50, ge=1, description="Judge a variant only after this many uses in the group."
     )
-    min_mean_talk_s: float = Field(10.0, ge=0, description="Mean talk time after the script.")
+    min_answer_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Retire a variant after which callers said something in fewer than "
+        "this share of its uses.",
+    )
+    min_mean_talk_s: float = Field(
+        10.0, ge=0, description="Retire a variant whose calls lasted less than this after it."
+    )
+    confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Retire a variant once the group's best variant sells better with at "
+        "least this posterior probability.",
+    )
 
 
 class Campaign(ConfigModel):

@@ -36,6 +36,7 @@ BUILTIN = (
     "forget",
     "call-stats",
     "intro-revert",
+    "variant-restore",
 )
 REMEMBERED_REPLIES = 256
 

@@ -72,6 +72,8 @@ class WorkItem:
     ref: str | None = None
     attempt: int = 1
     origin_call_id: str | None = None
+    customer_id: str | None = None
+    group: str | None = None
 
     @classmethod
     def redial(cls, item: DialItem) -> WorkItem:
@@ -84,6 +86,8 @@ class WorkItem:
             item.ref,
             item.attempt,
             item.origin_call_id,
+            item.customer_id,
+            item.group,
         )
 
     def dial_item(self, due: float) -> DialItem:
@@ -99,6 +103,8 @@ class WorkItem:
             self.language,
             self.origin_call_id,
             self.attempt,
+            self.customer_id,
+            self.group,
         )
 
     def body(self) -> dict[str, Any]:
@@ -115,6 +121,8 @@ class WorkItem:
             "ref": self.ref,
             "attempt": self.attempt,
             "origin_call_id": self.origin_call_id,
+            "customer_id": self.customer_id,
+            "group": self.group,
         }
 
 
@@ -128,7 +136,10 @@ def parse_item(payload: bytes) -> WorkItem:
     if error is not None:
         where = "/".join(str(p) for p in error.path) or "item"
         raise WorkItemError(f"{where}: {error.message}")
-    fields = {k: data.get(k) for k in ("campaign", "language", "ref", "origin_call_id")}
+    fields = {
+        k: data.get(k)
+        for k in ("campaign", "language", "ref", "origin_call_id", "customer_id", "group")
+    }
     return WorkItem(data["item_id"], data["number"], attempt=data.get("attempt", 1), **fields)
 
 

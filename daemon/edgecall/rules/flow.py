@@ -25,7 +25,6 @@ go ahead" at the offer has answered, whatever keyword changed their mind.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,6 +33,7 @@ from edgecall.config.flows import Flow, FlowNode
 from edgecall.config.rules import ConversationRuleConfig
 from edgecall.rules.answers import Understood
 from edgecall.rules.factor import Factor
+from edgecall.rules.variants import VariantPicker
 
 # How a call ends when the flow ends it; the session turns each into its outcome.
 Ending = Literal[
@@ -66,6 +66,7 @@ class Step:
     ending: Ending | None = None
     transfer: bool = False  # the caller asked for a person
     topic: str | None = None  # the follow-up topic said, if any
+    variant: str | None = None  # entering a node: which of its prompt variants it says
 
 
 @dataclass
@@ -73,7 +74,7 @@ class FlowState:
     """Where one call is in its flow; the engine updates it with each step."""
 
     node: str
-    variant: dict[str, int] = field(default_factory=dict)  # node -> variant index said
+    variant: dict[str, str] = field(default_factory=dict)  # node -> the variant it says
     repeats: int = 0  # consecutive turns not understood
     silences: int = 0  # consecutive silences
     visited: list[str] = field(default_factory=list)
@@ -85,10 +86,12 @@ class FlowEngine:
         flow: Flow,
         followup_topics: Collection[str],
         rules: ConversationRuleConfig,
+        pick: VariantPicker | None = None,
     ) -> None:
         self.flow = flow
         self.followups = frozenset(followup_topics)
         self.rules = rules
+        self.pick = pick or VariantPicker()
 
     def begin(self, call_id: str) -> tuple[FlowState, Step]:
         state = FlowState(node=self.flow.start)
@@ -210,9 +213,9 @@ class FlowEngine:
         node = self.flow.nodes[name]
         state.node, state.repeats = name, 0
         state.visited.append(name)
-        state.variant[name] = _variant(call_id, name, len(node.say))
+        variant = state.variant[name] = self.pick(name, node.say, call_id)
         ending: Ending | None = node.end
-        return Step(self._node_prompt(state, node), name, why, answer, ending=ending)
+        return Step((variant,), name, why, answer, ending=ending, variant=variant)
 
     def _aside(
         self,
@@ -249,12 +252,4 @@ class FlowEngine:
         return Step((prompt,), state.node, why, answer, ending=ending)
 
     def _node_prompt(self, state: FlowState, node: FlowNode) -> tuple[str, ...]:
-        return (node.say[state.variant.get(state.node, 0) % len(node.say)],)
-
-
-def _variant(call_id: str, node: str, n: int) -> int:
-    """A variant per call and node, fixed so that a replay hears what the call heard."""
-    if n == 1:
-        return 0
-    digest = hashlib.sha256(f"{call_id}/{node}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") % n
+        return (state.variant.get(state.node) or node.say[0],)

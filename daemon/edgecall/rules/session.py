@@ -11,6 +11,7 @@ exactly one outcome (call-rules.md section 8), whatever order inputs arrive in.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from edgecall.rules.redial import decide_redial, draw_delay, global_quality, sta
 from edgecall.rules.scene import SceneClassifier
 from edgecall.rules.transfer import should_transfer
 from edgecall.rules.understanding import UnderstandingJudge
+from edgecall.rules.variants import DEFAULT_GROUP, VariantPicker
 from edgecall.speech.text import CALL_SLOTS, render, slots_in
 
 AGENT_PROMPT_SCHEMA = "edgecall.agent-prompt/1"
@@ -37,6 +39,16 @@ AGENT_PROMPT_SCHEMA = "edgecall.agent-prompt/1"
 QUALITY_BATCH = 5
 
 MessageKind = Literal["event", "outcome", "agent_prompt"]
+# The prompt variants a campaign's calls of one customer group choose from (campaign, group).
+VariantSource = Callable[[str, str], VariantPicker]
+
+
+@dataclass(frozen=True)
+class Customer:
+    """Who is called, as the dial list says: head office's customer id and group."""
+
+    id: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,9 +178,13 @@ class CallSession:
         campaign: str | None = None,
         classifier: SceneClassifier | None = None,
         ref: str | None = None,
+        customer: Customer | None = None,
+        variants: VariantSource | None = None,
     ) -> None:
         self.cfg = cfg
         self.ref = ref  # the dial list's own reference, echoed in call.started and the outcome
+        self.customer = customer or Customer()
+        self.group = self.customer.group or DEFAULT_GROUP
         self.call_id = call_id
         self._lex = lexicons
         self._identity = identity
@@ -185,7 +201,12 @@ class CallSession:
             self.state.missing.append(f"campaign {campaign!r} unknown, used {self.campaign_name!r}")
         self.campaign = cfg.campaigns[self.campaign_name]
         self._flow = FlowEngine(
-            self.campaign.flow, self.campaign.followups.keys(), cfg.rules.conversation
+            self.campaign.flow,
+            self.campaign.followups.keys(),
+            cfg.rules.conversation,
+            variants(self.campaign_name, self.group)
+            if variants
+            else VariantPicker(bandit=cfg.rules.variants.bandit),
         )
         self._zone = cfg.appliance.zone()
         wanted = language or self.campaign.language
@@ -200,6 +221,8 @@ class CallSession:
             language=self.language,
             campaign=self.campaign_name,
             ref=ref,
+            customer_id=self.customer.id,
+            customer_group=self.group,
             notes=list(self.state.missing),
         )
 
@@ -482,6 +505,7 @@ class CallSession:
             answer=step.answer,
             why=step.why,
             prompts=list(step.say),
+            variant=step.variant,
             ending=step.ending,
         )
         if announce:
@@ -684,6 +708,8 @@ class CallSession:
             t,
             outcome=kind,
             ref=self.ref,
+            customer_id=self.customer.id,
+            customer_group=self.group,
             campaign=self.campaign_name,
             language=self.language,
             turns=len(st.turns),

@@ -1,0 +1,330 @@
+"""What the box learns from its call history and puts in front of new calls (issue 16).
+
+Three loops run after every call, over the history (`edgecall.history`), and each tells
+head office on `<prefix>/learning` what changed and why:
+
+- the failure factor that leads the campaign's recent failed calls goes first in the
+  product introduction (call-rules section 6, seed 000; `rules.failure_factors`);
+- a flow node's prompt variants compete per customer group, and a variant that is
+  clearly worse, or below the campaign's `retire` floors, is retired (seed 003 S5;
+  the choice itself is `rules.variants.VariantPicker`, per call);
+- a customer group with no script of its own gets a product introduction composed from
+  its most frequent interests, which then competes with the configured variants for
+  that group's calls (seed 003 S5).
+
+The decisions are pure functions in `edgecall.rules`; this module reads the history,
+calls them, stores what they decided and publishes it. A history that fails costs the
+learning, never a call: errors are logged and the configured prompts stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from edgecall.config.root import EdgecallConfig
+from edgecall.config.scripts import Campaign, Prompt
+from edgecall.history import History
+from edgecall.messages import Identity, envelope
+from edgecall.mqtt.commands import CommandError, CommandRequest
+from edgecall.rules.failure_factors import analyse, evidence, intro_change, promoted_intro
+from edgecall.rules.session import VariantSource
+from edgecall.rules.variants import DEFAULT_GROUP, VariantPicker, retirements
+
+log = logging.getLogger("edgecall.learning")
+
+INTRO_CHANGE_SCHEMA = "edgecall.intro-change/1"
+VARIANT_RETIRED_SCHEMA = "edgecall.variant-retired/1"
+GROUP_SCRIPT_SCHEMA = "edgecall.group-script/1"
+LEARNING_SUBTOPIC = "learning"  # <prefix>/learning: what the box learned, with the evidence
+INTRO = "product_intro"  # the prompt the failure factors and the group scripts rewrite
+GROUP_CALLS_READ = 500  # a group's interests are read from its latest calls
+
+
+class Publisher(Protocol):
+    async def publish_other(self, subtopic: str, message: dict[str, Any]) -> str: ...
+
+
+def group_prompt(group: str) -> str:
+    """The prompt key of a customer group's composed introduction."""
+    return f"{INTRO}@{group}"
+
+
+def intro_nodes(campaign: Campaign) -> list[str]:
+    """The flow nodes that say the product introduction."""
+    return [name for name, node in campaign.flow.nodes.items() if INTRO in node.say]
+
+
+class Learning:
+    def __init__(
+        self,
+        history: History | None,
+        identity: Identity,
+        link: Publisher,
+        *,
+        config: Callable[[], EdgecallConfig],
+        renew: Callable[[], None],
+    ) -> None:
+        self.history = history
+        self.identity = identity
+        self.link = link
+        self._config = config  # the config in force (a reload replaces it)
+        self._renew = renew  # new calls get what was just learned
+
+    def register(self, link: Any) -> None:
+        link.register_command("intro-revert", self.intro_revert)
+        link.register_command("variant-restore", self.variant_restore)
+
+    def require_history(self) -> History:
+        """The history, for a command that needs it."""
+        if self.history is None:
+            raise CommandError("no_history", "the call history is not available (see the log)")
+        return self.history
+
+    # ------------------------------------------------------------ for new calls
+
+    def prompts(self, cfg: EdgecallConfig) -> EdgecallConfig:
+        """`cfg` with each campaign's learned introduction and its groups' scripts in place."""
+        if self.history is None:
+            return cfg
+        campaigns = dict(cfg.campaigns)
+        for name, campaign in cfg.campaigns.items():
+            if INTRO not in campaign.prompts:
+                continue
+            try:
+                learned = self.history.learned_intro(name)
+                scripts = self.history.group_scripts(name)
+            except sqlite3.Error as exc:
+                log.error("call history: what %s learned is unreadable: %s", name, exc)
+                continue
+            prompts = dict(campaign.prompts)
+            if learned is not None:  # a recording cannot say the new words
+                prompts[INTRO] = Prompt(text=learned["text"])
+            for script in scripts.values():
+                prompts[script["prompt"]] = Prompt(text=script["text"])
+            campaigns[name] = campaign.model_copy(update={"prompts": prompts})
+        return cfg.model_copy(update={"campaigns": campaigns})
+
+    def variant_source(self, cfg: EdgecallConfig) -> VariantSource | None:
+        """What a new call of (campaign, group) chooses its variants from."""
+        history = self.history
+        if history is None:
+            return None
+        bandit = cfg.rules.variants.bandit
+        extra: dict[str, dict[str, list[str]]] = {}  # campaign -> group -> its script's key
+        for name in cfg.campaigns:
+            try:
+                scripts = history.group_scripts(name)
+            except sqlite3.Error:
+                scripts = {}
+            extra[name] = {g: [s["prompt"]] for g, s in scripts.items() if s["prompt"]}
+
+        def source(campaign: str, group: str) -> VariantPicker:
+            try:
+                book = history.variant_book(campaign, group)
+            except sqlite3.Error as exc:
+                log.error("call history: variants of %s unreadable: %s", campaign, exc)
+                book = {}
+            keys = extra.get(campaign, {}).get(group, [])
+            nodes = intro_nodes(cfg.campaigns[campaign]) if keys else []
+            return VariantPicker(book, {node: keys for node in nodes}, bandit=bandit)
+
+        return source
+
+    # ----------------------------------------------------------- after a call
+
+    async def after_call(self, campaign: str, group: str, outcome: dict[str, Any]) -> None:
+        """Run the loops over the history the finished call just joined."""
+        if self.history is None or campaign not in self._config().campaigns:
+            return
+        if outcome.get("outcome") == "failed":
+            await self.review_intro(campaign)
+        await self.review_variants(campaign, group)
+        await self.review_group_script(campaign, group)
+
+    async def review_intro(self, campaign: str) -> None:
+        """Section 6: when one factor leads the campaign's recent failed calls, new calls
+        hear its explanation first in the product introduction."""
+        cfg, history = self._config(), self.history
+        assert history is not None
+        rules = cfg.rules.failure_factors
+        try:
+            learned = history.learned_intro(campaign)
+            since = history.last_revert(campaign)
+            factors = history.failure_factors(campaign, rules.recent_failed_calls, since)
+        except sqlite3.Error as exc:
+            log.error("call history: failure factors of %s unreadable: %s", campaign, exc)
+            return
+        analysis = analyse(factors, rules)
+        topic = intro_change(analysis, learned["topic"] if learned else None)
+        language = cfg.campaigns[campaign].language
+        explanation = cfg.topics[topic].explanation.get(language) if topic else None
+        if topic is None or not explanation or INTRO not in cfg.campaigns[campaign].prompts:
+            return
+        configured = cfg.campaigns[campaign].prompts[INTRO].text
+        text = promoted_intro(configured, explanation, language)
+        why = evidence(analysis)
+        try:
+            history.learn_intro(campaign, topic, text, why)
+        except sqlite3.Error as exc:
+            log.error("call history: the learned introduction of %s not kept: %s", campaign, exc)
+            return
+        self._renew()
+        log.info(
+            "campaign %s: '%s' leads failed calls %s; introduction now %r",
+            campaign,
+            topic,
+            why["shares"],
+            text,
+        )
+        await self._publish_intro(campaign, topic, text, configured, why)
+
+    async def review_variants(self, campaign: str, group: str) -> None:
+        """Seed 003 S5: retire the variants the group's figures condemn."""
+        history = self.history
+        assert history is not None
+        camp = self._config().campaigns[campaign]
+        try:
+            book = history.variant_book(campaign, group)
+        except sqlite3.Error as exc:
+            log.error("call history: variants of %s unreadable: %s", campaign, exc)
+            return
+        for node, stats in book.items():
+            floors = camp.retire
+            flow_node = camp.flow.nodes.get(node)
+            if flow_node is not None and flow_node.end is not None:
+                # nobody answers a goodbye: an end node's variants are judged on sales only
+                floors = floors.model_copy(update={"min_answer_rate": 0, "min_mean_talk_s": 0})
+            for retired in retirements(stats, floors):
+                try:
+                    history.retire_variant(campaign, group, node, retired.variant, retired.why)
+                except sqlite3.Error as exc:
+                    log.error("call history: retiring %s not kept: %s", retired.variant, exc)
+                    return
+                log.info(
+                    "campaign %s, group %s: variant %s of %s retired: %s",
+                    campaign,
+                    group,
+                    retired.variant,
+                    node,
+                    retired.why,
+                )
+                body = {
+                    "campaign": campaign,
+                    "group": group,
+                    "node": node,
+                    "variant": retired.variant,
+                    "restored": False,
+                    "why": retired.why,
+                    "evidence": {
+                        **retired.evidence,
+                        "p_best_better": round(float(retired.evidence["p_best_better"]), 4),
+                    },
+                }
+                await self._publish(VARIANT_RETIRED_SCHEMA, body)
+
+    async def review_group_script(self, campaign: str, group: str) -> None:
+        """Seed 003 S5: a group with no script of its own gets one from its interests."""
+        cfg, history = self._config(), self.history
+        assert history is not None
+        rules = cfg.rules.variants
+        camp = cfg.campaigns[campaign]
+        nodes = intro_nodes(camp)
+        if not nodes or INTRO not in camp.prompts:
+            return
+        try:
+            if group in history.group_scripts(campaign):
+                return
+            calls, topics = history.group_interests(campaign, group, GROUP_CALLS_READ)
+        except sqlite3.Error as exc:
+            log.error("call history: interests of group %s unreadable: %s", group, exc)
+            return
+        said = [
+            t for t in topics if t in cfg.topics and cfg.topics[t].explanation.get(camp.language)
+        ]
+        if calls < rules.group_script_min_calls or not said:
+            return
+        first = said[: rules.group_script_topics]
+        text = camp.prompts[INTRO].text
+        for topic in reversed(first):  # the most frequent ends up said first
+            text = promoted_intro(text, cfg.topics[topic].explanation[camp.language], camp.language)
+        prompt = group_prompt(group)
+        try:
+            if not history.store_group_script(campaign, group, prompt, text, first):
+                return
+        except sqlite3.Error as exc:
+            log.error("call history: the script of group %s not kept: %s", group, exc)
+            return
+        self._renew()
+        log.info("campaign %s, group %s: composed script %r from %s", campaign, group, text, first)
+        body = {
+            "campaign": campaign,
+            "group": group,
+            "node": nodes[0],
+            "prompt": prompt,
+            "text": text,
+            "topics": first,
+            "evidence": {"calls": calls, "topics": topics},
+        }
+        await self._publish(GROUP_SCRIPT_SCHEMA, body)
+
+    # -------------------------------------------------------------- commands
+
+    async def intro_revert(self, request: CommandRequest) -> dict[str, Any]:
+        cfg = self._config()
+        campaign = request.args["campaign"]
+        if campaign not in cfg.campaigns:
+            raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
+        history = self.require_history()
+        learned = history.learned_intro(campaign)
+        if not history.revert_intro(campaign):
+            return {"reverted": False}
+        self._renew()
+        configured = cfg.campaigns[campaign].prompts[INTRO].text
+        await self._publish_intro(
+            campaign,
+            None,
+            configured,
+            learned["text"] if learned else "",
+            {"reverted_by": "head office", "request_id": request.request_id},
+        )
+        return {"reverted": True, "text": configured}
+
+    async def variant_restore(self, request: CommandRequest) -> dict[str, Any]:
+        args = request.args
+        campaign, node, variant = args["campaign"], args["node"], args["variant"]
+        group = args.get("group", DEFAULT_GROUP)
+        if campaign not in self._config().campaigns:
+            raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
+        if not self.require_history().restore_variant(campaign, group, node, variant):
+            return {"restored": False}
+        body = {
+            "campaign": campaign,
+            "group": group,
+            "node": node,
+            "variant": variant,
+            "restored": True,
+            "why": "restored by head office",
+            "evidence": {"reverted_by": "head office", "request_id": request.request_id},
+        }
+        await self._publish(VARIANT_RETIRED_SCHEMA, body)
+        return {"restored": True}
+
+    # ------------------------------------------------------------ publishing
+
+    async def _publish_intro(
+        self, campaign: str, topic: str | None, text: str, previous: str, why: dict[str, Any]
+    ) -> None:
+        body = {
+            "campaign": campaign,
+            "topic": topic,
+            "text": text,
+            "previous_text": previous,
+            "evidence": why,
+        }
+        await self._publish(INTRO_CHANGE_SCHEMA, body)
+
+    async def _publish(self, schema: str, body: dict[str, Any]) -> None:
+        await self.link.publish_other(LEARNING_SUBTOPIC, envelope(self.identity, schema, body))
