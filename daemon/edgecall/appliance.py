@@ -137,6 +137,7 @@ class Appliance:
             self.link,
             config=lambda: self.cfg,
             renew=self._renew_services,
+            models_dir=state_dir,
         )
         self.learning.register(self.link)  # intro-revert, variant-restore
         if cfg.mqtt.site_work.enabled:
@@ -199,6 +200,7 @@ class Appliance:
         self.supervisor.start("systemd", self._report_to_systemd)
         if self.history is not None:
             self.supervisor.start("history", self._keep_history)
+            self.supervisor.start("reply-training", self.learning.keep_training)
         self.notifier.ready(
             self.status_line() + (f"; SIP failed: {sip_error}" if sip_error else "")
         )
@@ -270,6 +272,7 @@ class Appliance:
             on_outcome=self._schedule_redial,
             classifier=self._scene_classifier(cfg),
             variants=variants,
+            replies=self.learning.reply_chooser(cfg),
         )
 
     async def _open_modem(self, cfg: EdgecallConfig) -> tuple[Modem | None, SignalPoller | None]:
@@ -700,6 +703,7 @@ class Appliance:
             "inference": self.inference.stats(),
             "dial_queue": self.dials.counts(),
             "history": self.history.stats() if self.history is not None else None,
+            "replies": self.learning.stats(),
             **({"site_work": self.site_work.stats()} if self.site_work is not None else {}),
             "services": {
                 name: {"running": s.running, "restarts": s.restarts, "last_error": s.last_error}

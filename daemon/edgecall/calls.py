@@ -24,6 +24,7 @@ import numpy as np
 from edgecall.config.root import EdgecallConfig
 from edgecall.messages import Identity
 from edgecall.recording import CallRecording, recording_path
+from edgecall.rules.replies import ReplyChooser
 from edgecall.rules.scene import SceneClassifier
 from edgecall.rules.session import (
     Action,
@@ -141,6 +142,7 @@ class CallServices:
     # so head office can never act on an outcome the appliance has not acted on yet.
     on_outcome: Callable[[CallController, dict[str, Any]], None] | None = None
     variants: VariantSource | None = None  # None: no history, variants in equal shares
+    replies: ReplyChooser | None = None  # None: the rules' order, rules.replies.explore
     clock: Callable[[], float] = time.time
 
 
@@ -174,6 +176,7 @@ class CallController:
             ref=ref,
             customer=customer,
             variants=services.variants,
+            replies=services.replies,
         )
         self.quality = QualityCombiner(services.cfg.trunk, start_t=time.monotonic())
         self._actions: asyncio.Queue[Action | None] = asyncio.Queue()

@@ -12,16 +12,30 @@ head office on `<prefix>/learning` what changed and why:
   its most frequent interests, which then competes with the configured variants for
   that group's calls (seed 003 S5).
 
+Replies learned from the history (seed 002) are the fourth: `keep_training` retrains
+the reply model in a child process at low priority (`edgecall.reply_training`) after
+`rules.replies.retrain_calls` calls and each night, and new calls rank their candidate
+replies with the model it kept (`reply_chooser`).
+
 The decisions are pure functions in `edgecall.rules`; this module reads the history,
 calls them, stores what they decided and publishes it. A history that fails costs the
-learning, never a call: errors are logged and the configured prompts stay.
+learning, never a call: errors are logged and the configured prompts stay; a reply
+model that fails to load or to train leaves the calls with the rules' replies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
+import os
 import sqlite3
+import sys
+import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from edgecall.config.root import EdgecallConfig
@@ -29,7 +43,9 @@ from edgecall.config.scripts import Campaign, Prompt
 from edgecall.history import History
 from edgecall.messages import Identity, envelope
 from edgecall.mqtt.commands import CommandError, CommandRequest
+from edgecall.reply_model import MODEL_FILE, ReplyModel, ReplyModelError
 from edgecall.rules.failure_factors import analyse, evidence, intro_change, promoted_intro
+from edgecall.rules.replies import ReplyChooser
 from edgecall.rules.session import VariantSource
 from edgecall.rules.variants import DEFAULT_GROUP, VariantPicker, retirements
 
@@ -38,6 +54,8 @@ log = logging.getLogger("edgecall.learning")
 INTRO_CHANGE_SCHEMA = "edgecall.intro-change/1"
 VARIANT_RETIRED_SCHEMA = "edgecall.variant-retired/1"
 GROUP_SCRIPT_SCHEMA = "edgecall.group-script/1"
+REPLY_MODEL_SCHEMA = "edgecall.reply-model-trained/1"
+TRAINING_TIMEOUT_S = 1800.0
 LEARNING_SUBTOPIC = "learning"  # <prefix>/learning: what the box learned, with the evidence
 INTRO = "product_intro"  # the prompt the failure factors and the group scripts rewrite
 GROUP_CALLS_READ = 500  # a group's interests are read from its latest calls
@@ -66,12 +84,20 @@ class Learning:
         *,
         config: Callable[[], EdgecallConfig],
         renew: Callable[[], None],
+        models_dir: Path | None = None,
     ) -> None:
         self.history = history
         self.identity = identity
         self.link = link
         self._config = config  # the config in force (a reload replaces it)
         self._renew = renew  # new calls get what was just learned
+        self.models_dir = models_dir  # where the reply model files live (the state dir)
+        self.reply_model: ReplyModel | None = None
+        self.reply_model_error: str | None = None
+        self.last_training: dict[str, Any] | None = None
+        self.calls_since_training = 0
+        self._enough_calls = asyncio.Event()
+        self.load_reply_model()
 
     def register(self, link: Any) -> None:
         link.register_command("intro-revert", self.intro_revert)
@@ -107,6 +133,35 @@ class Learning:
             campaigns[name] = campaign.model_copy(update={"prompts": prompts})
         return cfg.model_copy(update={"campaigns": campaigns})
 
+    def reply_chooser(self, cfg: EdgecallConfig) -> ReplyChooser:
+        """How new calls choose among a turn's candidate replies."""
+        rules = cfg.rules.replies
+        return ReplyChooser(self.reply_model if rules.learned else None, rules.explore)
+
+    def load_reply_model(self) -> None:
+        """The model the last training kept, if any; one that does not load is reported
+        and the calls use the rules."""
+        self.reply_model, self.reply_model_error = None, None
+        if self.models_dir is None or not (self.models_dir / MODEL_FILE).exists():
+            return
+        try:
+            self.reply_model = ReplyModel.load(self.models_dir / MODEL_FILE)
+        except ReplyModelError as exc:
+            self.reply_model_error = str(exc)
+            log.error("reply model unusable, the rules choose the replies: %s", exc)
+
+    def stats(self) -> dict[str, Any]:
+        """The reply model's part of <prefix>/stats."""
+        model = self.reply_model
+        return {
+            "in_use": model is not None,
+            "trained_at": model.meta.get("trained_at") if model else None,
+            "good_samples": model.meta.get("good") if model else None,
+            "error": self.reply_model_error,
+            "calls_since_training": self.calls_since_training,
+            "last_training": self.last_training,
+        }
+
     def variant_source(self, cfg: EdgecallConfig) -> VariantSource | None:
         """What a new call of (campaign, group) chooses its variants from."""
         history = self.history
@@ -139,6 +194,9 @@ class Learning:
         """Run the loops over the history the finished call just joined."""
         if self.history is None or campaign not in self._config().campaigns:
             return
+        self.calls_since_training += 1
+        if self.calls_since_training >= self._config().rules.replies.retrain_calls:
+            self._enough_calls.set()
         if outcome.get("outcome") == "failed":
             await self.review_intro(campaign)
         await self.review_variants(campaign, group)
@@ -270,6 +328,70 @@ class Learning:
         }
         await self._publish(GROUP_SCRIPT_SCHEMA, body)
 
+    # ------------------------------------------------------ reply training
+
+    async def keep_training(self) -> None:
+        """The service that retrains the reply model: after enough new calls, and at
+        `retrain_at` each night."""
+        while True:
+            at = self._config().rules.replies.retrain_at
+            wait = seconds_until(at, datetime.now()) if at else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._enough_calls.wait(), wait)
+            self._enough_calls.clear()
+            await self.train_replies()
+
+    async def train_replies(self) -> dict[str, Any] | None:
+        """One training run in a child process at the lowest priority, on one thread."""
+        if self.history is None or self.models_dir is None:
+            return None
+        rules = self._config().rules.replies
+        self.calls_since_training = 0
+        one_thread = {
+            k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        }
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            "nice",
+            "-n",
+            "19",
+            sys.executable,
+            "-m",
+            "edgecall.reply_training",
+            str(self.history.path),
+            str(self.models_dir),
+            "--threshold",
+            str(rules.feedback_threshold),
+            "--min-samples",
+            str(rules.min_samples),
+            "--holdout",
+            str(rules.holdout),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **one_thread},
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), TRAINING_TIMEOUT_S)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            out, err = b"", b"took longer than %d s" % TRAINING_TIMEOUT_S
+        seconds = round(time.monotonic() - started, 1)
+        if proc.returncode != 0:
+            reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            self.last_training = {"error": reason[0], "seconds": seconds, "at": time.time()}
+            log.error("reply training failed: %s", reason[0])
+            return self.last_training
+        result = json.loads(out)
+        result.update(seconds=seconds, at=time.time())
+        self.last_training = result
+        log.info("reply training: %s (%s)", result["decision"], result.get("values"))
+        if result["decision"] in ("adopted", "rules"):
+            self.load_reply_model()
+            self._renew()
+        await self._publish(REPLY_MODEL_SCHEMA, result)
+        return result
+
     # -------------------------------------------------------------- commands
 
     async def intro_revert(self, request: CommandRequest) -> dict[str, Any]:
@@ -328,3 +450,12 @@ class Learning:
 
     async def _publish(self, schema: str, body: dict[str, Any]) -> None:
         await self.link.publish_other(LEARNING_SUBTOPIC, envelope(self.identity, schema, body))
+
+
+def seconds_until(hhmm: str, now: datetime) -> float:
+    """Seconds from `now` (local) to the next `hhmm`."""
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at <= now:
+        at += timedelta(days=1)
+    return (at - now).total_seconds()

@@ -137,6 +137,8 @@ def write_appliance_config(
     language = cfg["campaigns"][campaign]["language"]
     cfg["sip"]["auto_answer"] = [{"answer": True, "campaign": campaign, "language": language}]
     cfg["mqtt"].update(host=broker.host, port=broker.port)
+    # a test's caller hears the rules' reply: no turn tries another candidate at random
+    cfg["rules"]["replies"]["explore"] = 0
     cfg["storage"]["state_dir"] = str(directory / "state")
     cfg["models"]["dir"] = str(REPO / "models")
     for name, wav in prompt_wavs.items():

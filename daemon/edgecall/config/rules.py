@@ -205,6 +205,49 @@ class VariantRuleConfig(ConfigModel):
     )
 
 
+class ReplyRuleConfig(ConfigModel):
+    """Seed 002: a turn's candidate replies ranked by a model trained on the history."""
+
+    learned: bool = Field(
+        True,
+        description="Rank a turn's candidate replies (a topic's answer, the factor's "
+        "follow-up, soothing, the node's own step) with the model trained on this box's "
+        "history, once one passed its held-out check; false: the rules' order alone.",
+    )
+    explore: float = Field(
+        0.1,
+        ge=0,
+        le=0.5,
+        description="Share of the turns with a choice that hear another candidate than the "
+        "first, so the model learns what each earns (0: never; then nothing new is learned).",
+    )
+    feedback_threshold: float = Field(
+        60.0,
+        ge=0,
+        le=100,
+        description="A reply is a training sample when its feedback score (0-100, from the "
+        "call's outcome and the caller's next turn) is above this (seed 002: 80 > 60).",
+    )
+    min_samples: int = Field(
+        50, ge=10, description="Do not train on fewer replies above the threshold."
+    )
+    holdout: float = Field(
+        0.2,
+        gt=0,
+        lt=0.5,
+        description="Share of the latest turns kept aside to check a new model against the "
+        "model in use and the rules.",
+    )
+    retrain_calls: int = Field(
+        200, ge=10, description="Train again after this many new finished calls."
+    )
+    retrain_at: str | None = Field(
+        "03:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Also train each night at this local time ('HH:MM'); null: only by calls.",
+    )
+
+
 class ConversationRuleConfig(ConfigModel):
     """What the robot does when the caller is silent, unclear or keeps refusing (issue 13)."""
 
@@ -266,6 +309,9 @@ class RulesConfig(ConfigModel):
     )
     failure_factors: FailureFactorRuleConfig = Field(
         default_factory=FailureFactorRuleConfig, description="Failure-factor analysis."
+    )
+    replies: ReplyRuleConfig = Field(
+        default_factory=ReplyRuleConfig, description="Replies learned from the call history."
     )
     variants: VariantRuleConfig = Field(
         default_factory=VariantRuleConfig,

@@ -21,19 +21,25 @@ speaks; the transfer rule and poor signal are checked by the session before this
 
 An explicit answer (3) outranks the factor follow-up (5): a caller who says "yes,
 go ahead" at the offer has answered, whatever keyword changed their mind.
+
+When 4-6 offer replies, they and the node's own step (7-9) are the turn's candidates:
+the rules say the first; a model trained on the box's history may rank them instead,
+and a few turns try another (`edgecall.rules.replies`, `rules.replies`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 from edgecall.config.flows import Flow, FlowNode
 from edgecall.config.rules import ConversationRuleConfig
 from edgecall.rules.answers import Understood
 from edgecall.rules.factor import Factor
-from edgecall.rules.variants import VariantPicker
+from edgecall.rules.replies import CONTINUE, ReplyChoice, ReplyChooser
+from edgecall.rules.variants import VariantPicker, rng_for
 
 # How a call ends when the flow ends it; the session turns each into its outcome.
 Ending = Literal[
@@ -67,6 +73,7 @@ class Step:
     transfer: bool = False  # the caller asked for a person
     topic: str | None = None  # the follow-up topic said, if any
     variant: str | None = None  # entering a node: which of its prompt variants it says
+    choice: ReplyChoice | None = None  # a turn with several fitting replies: which was said
 
 
 @dataclass
@@ -78,6 +85,7 @@ class FlowState:
     repeats: int = 0  # consecutive turns not understood
     silences: int = 0  # consecutive silences
     visited: list[str] = field(default_factory=list)
+    turns: int = 0  # caller turns so far
 
 
 class FlowEngine:
@@ -87,11 +95,13 @@ class FlowEngine:
         followup_topics: Collection[str],
         rules: ConversationRuleConfig,
         pick: VariantPicker | None = None,
+        replies: ReplyChooser | None = None,
     ) -> None:
         self.flow = flow
         self.followups = frozenset(followup_topics)
         self.rules = rules
         self.pick = pick or VariantPicker()
+        self.replies = replies or ReplyChooser()
 
     def begin(self, call_id: str) -> tuple[FlowState, Step]:
         state = FlowState(node=self.flow.start)
@@ -99,9 +109,18 @@ class FlowEngine:
 
     # --- inputs --------------------------------------------------------------
 
-    def turn(self, state: FlowState, facts: TurnFacts, call_id: str) -> Step:
+    def turn(
+        self,
+        state: FlowState,
+        facts: TurnFacts,
+        call_id: str,
+        features: Mapping[str, float] | None = None,
+    ) -> Step:
+        """`features`: the turn as the reply model sees it (`rules.replies.reply_features`),
+        for when several replies fit."""
         node = self.flow.nodes[state.node]
         state.silences = 0
+        state.turns += 1
         u = facts.understood
         handover = set(node.rules)
         if u.request == "do_not_call":
@@ -126,10 +145,11 @@ class FlowEngine:
         answer, why = self._answer(node, facts)
         if answer in ("yes", "no") and answer in node.on:
             return self._move(state, call_id, answer, why)
-        open_topics = [t for t in facts.asked_topics if t in self.followups]
-        if open_topics:
-            topic = open_topics[0]
-            return self._aside(
+        # the replies that fit (4-6), in the rules' order, then the node's own step (7-9)
+        fits: dict[str, Callable[[], Step]] = {}
+        for topic in dict.fromkeys(t for t in facts.asked_topics if t in self.followups):
+            fits[f"followup.{topic}"] = partial(
+                self._aside,
                 state,
                 node,
                 (f"followup.{topic}",),
@@ -144,8 +164,10 @@ class FlowEngine:
             and f.is_topic
             and f.keyword in self.followups
             and "factor" in handover
+            and f"followup.{f.keyword}" not in fits
         ):
-            return self._aside(
+            fits[f"followup.{f.keyword}"] = partial(
+                self._aside,
                 state,
                 node,
                 (f"followup.{f.keyword}",),
@@ -154,7 +176,27 @@ class FlowEngine:
                 f.keyword,
             )
         if facts.emotion == -1 and "soothing" in handover:
-            return self._aside(state, node, ("soothing",), "soothing", "negative emotion")
+            fits["soothing"] = partial(
+                self._aside, state, node, ("soothing",), "soothing", "negative emotion"
+            )
+        if not fits:
+            return self._own_step(state, node, facts, call_id, answer, why)
+        fits[CONTINUE] = partial(self._own_step, state, node, facts, call_id, answer, why)
+        rng = rng_for(call_id, f"reply/{state.turns}")
+        choice = self.replies.choose(list(fits), features or {}, rng)
+        return replace(fits[choice.kind](), choice=choice)
+
+    def _own_step(
+        self,
+        state: FlowState,
+        node: FlowNode,
+        facts: TurnFacts,
+        call_id: str,
+        answer: str | None,
+        why: str,
+    ) -> Step:
+        """What the node itself does with the turn: a persistent refusal declines, an
+        answer it names moves on, anything else is asked again."""
         n = self.rules.refusal_turns
         recent = list(facts.intents[-n:])
         if len(recent) == n and all(i == -1 for i in recent):

@@ -28,6 +28,7 @@ from edgecall.rules.keywords import KeywordExtractor
 from edgecall.rules.phrases import PhraseMatcher
 from edgecall.rules.poor_signal import PoorSignal, PoorSignalWindow
 from edgecall.rules.redial import decide_redial, draw_delay, global_quality, stated_reason
+from edgecall.rules.replies import ReplyChooser, reply_features
 from edgecall.rules.scene import SceneClassifier
 from edgecall.rules.transfer import should_transfer
 from edgecall.rules.understanding import UnderstandingJudge
@@ -143,6 +144,8 @@ class Turn:
     situation: str
     factor: Factor | None
     node: str = ""
+    kind: str | None = None  # the reply chosen, when the turn had a choice
+    topics: tuple[str, ...] = ()  # the topics the caller's words named
 
 
 @dataclass
@@ -180,6 +183,7 @@ class CallSession:
         ref: str | None = None,
         customer: Customer | None = None,
         variants: VariantSource | None = None,
+        replies: ReplyChooser | None = None,
     ) -> None:
         self.cfg = cfg
         self.ref = ref  # the dial list's own reference, echoed in call.started and the outcome
@@ -207,6 +211,7 @@ class CallSession:
             variants(self.campaign_name, self.group)
             if variants
             else VariantPicker(bandit=cfg.rules.variants.bandit),
+            replies or ReplyChooser(explore=cfg.rules.replies.explore),
         )
         self._zone = cfg.appliance.zone()
         wanted = language or self.campaign.language
@@ -325,6 +330,24 @@ class CallSession:
             intents, emotions, self.cfg.rules.transfer
         )
         reason = stated_reason([utterance], self.language, self.cfg.rules.redial)
+        asked = self._lex.keywords.topics_in(utterance, self.language)
+        levels = [x for x in st.samples if x is not None]
+        features = reply_features(
+            node=flow.node,
+            emotion=emotion.score,
+            emotion_tendency=emotion.tendency,
+            intent=intent.value,
+            intent_tendency=intent.tendency,
+            previous=(prev.emotion.tendency, prev.intent.tendency) if prev else None,
+            topics=asked,
+            asked_before=[t for x in st.turns for t in x.topics],
+            factor_topic=factor.topic if factor and factor.is_topic else None,
+            positive_words=intent_hits["positive"],
+            negative_words=intent_hits["negative"],
+            previous_reply=prev.kind if prev else None,
+            turn=index,
+            signal_dbm=sum(levels) / len(levels) if levels else None,
+        )
         facts = TurnFacts(
             understood=self._lex.answers.read(utterance, self.language, self._local(t)),
             heard=bool(utterance),
@@ -332,7 +355,7 @@ class CallSession:
             intents=intents,
             changed=emotion_changed or intent_changed,
             factor=factor,
-            asked_topics=self._lex.keywords.topics_in(utterance, self.language),
+            asked_topics=asked,
             stated_reason=reason[1] if reason else None,
             positive_words=intent_hits["positive"],
             negative_words=intent_hits["negative"],
@@ -345,14 +368,26 @@ class CallSession:
             )
             step = Step(("transfer_notice",), flow.node, why, "transfer", transfer=True)
         else:
-            step = self._flow.turn(flow, facts, self.call_id)
+            step = self._flow.turn(flow, facts, self.call_id, features)
         if step.ending == "callback":
             st.callback = self._callback(facts, reason, t)
         says = self._says(step)
         spoken = reply if reply is not None else " ".join(x.text for x in says)
         situation = says[0].situation if says else ""
+        kind = step.choice.kind if step.choice else None
         st.turns.append(
-            Turn(index, utterance, emotion, intent, spoken, situation, factor, step.node)
+            Turn(
+                index,
+                utterance,
+                emotion,
+                intent,
+                spoken,
+                situation,
+                factor,
+                step.node,
+                kind,
+                tuple(asked),
+            )
         )
         self._emit(
             "turn",
@@ -371,6 +406,7 @@ class CallSession:
                 "scripted": reply is None,
                 "node": step.node,
                 "answer": step.answer,
+                "choice": step.choice.to_json() if step.choice else None,
             },
             missing=notes,
         )
