@@ -366,6 +366,8 @@ class Learning:
             str(rules.min_samples),
             "--holdout",
             str(rules.holdout),
+            "--feedback",
+            rules.feedback.model_dump_json(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **one_thread},

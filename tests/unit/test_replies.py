@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from edgecall.config.rules import ConversationRuleConfig
+from edgecall.config.rules import ConversationRuleConfig, FeedbackScoreConfig
 from edgecall.history import History
 from edgecall.learning import REPLY_MODEL_SCHEMA
 from edgecall.messages import Identity
@@ -30,6 +30,7 @@ WORLD = {
     "calm": {"followup.price": 0.6, "soothing": 0.2, CONTINUE: 0.3},
 }
 SETTINGS = {"threshold": 60.0, "min_samples": 50, "holdout": 0.2}
+FEEDBACK = FeedbackScoreConfig()
 
 
 def features(mood: str) -> dict[str, float]:
@@ -76,7 +77,13 @@ def best(model: ReplyModel, mood: str) -> str:
     ],
 )
 def test_the_feedback_score(this, following, outcome, sale, score):
-    assert feedback_score(this, following, outcome, sale) == score
+    assert feedback_score(this, following, outcome, sale, FeedbackScoreConfig()) == score
+
+
+def test_the_feedback_weights_come_from_the_config():
+    mild = FeedbackScoreConfig(per_step=5, left=0, other=40)
+    assert feedback_score((-1, 0), (0, 1), "failed", False, mild) == 50
+    assert feedback_score((0, 0), None, "failed", False, mild) == 40
 
 
 def test_choices_carry_the_probability_they_had():
@@ -209,7 +216,7 @@ def test_the_history_gives_back_the_samples_it_was_given(tmp_path):
     h = History(tmp_path / "history.sqlite", keep_days=3650)
     given = logged(200)
     record(h, given)
-    back = read_samples(h.path)
+    back = read_samples(h.path, FEEDBACK)
     assert [(s.kind, s.p) for s in back] == [(s.kind, pytest.approx(s.p)) for s in given]
     # the score is recomputed from the call: a sale 80, a failed call the caller left 20
     assert [s.score for s in back] == [80.0 if s.score == 80.0 else 20.0 for s in given]
@@ -218,11 +225,13 @@ def test_the_history_gives_back_the_samples_it_was_given(tmp_path):
 def test_run_keeps_the_files_as_decided(tmp_path):
     h = History(tmp_path / "history.sqlite", keep_days=3650)
     record(h, logged(3000))
-    result = run(h.path, tmp_path, **SETTINGS)
+    result = run(h.path, tmp_path, feedback=FEEDBACK, **SETTINGS)
     assert result["decision"] == "adopted" and (tmp_path / MODEL_FILE).exists()
     first = ReplyModel.load(tmp_path / MODEL_FILE)
     assert best(first, "angry") == "soothing"
-    result = run(h.path, tmp_path, **SETTINGS)  # the same history again: as good, adopted
+    result = run(
+        h.path, tmp_path, feedback=FEEDBACK, **SETTINGS
+    )  # the same history again: as good, adopted
     assert result["decision"] == "adopted" and (tmp_path / PREVIOUS_FILE).exists()
 
 

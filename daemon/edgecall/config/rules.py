@@ -205,6 +205,29 @@ class VariantRuleConfig(ConfigModel):
     )
 
 
+class FeedbackScoreConfig(ConfigModel):
+    """Seed 002's feedback score of a reply (0-100): where the call ended, then how the
+    caller's next turn moved."""
+
+    sale: float = Field(80, ge=0, le=100, description="The call ended in a sale.")
+    transferred: float = Field(60, ge=0, le=100, description="Put through to a human agent.")
+    redial_scheduled: float = Field(50, ge=0, le=100, description="A callback was booked.")
+    other: float = Field(30, ge=0, le=100, description="Any other end (declined, hung up...).")
+    per_step: float = Field(
+        10,
+        ge=0,
+        le=50,
+        description="Added per step (-1, 0, 1) the caller's next turn moved up in emotion "
+        "and in purchase intent (taken off per step down; at most two steps each).",
+    )
+    left: float = Field(
+        -10,
+        ge=-100,
+        le=0,
+        description="Added when the caller said nothing more after the reply and bought nothing.",
+    )
+
+
 class ReplyRuleConfig(ConfigModel):
     """Seed 002: a turn's candidate replies ranked by a model trained on the history."""
 
@@ -227,6 +250,9 @@ class ReplyRuleConfig(ConfigModel):
         le=100,
         description="A reply is a training sample when its feedback score (0-100, from the "
         "call's outcome and the caller's next turn) is above this (seed 002: 80 > 60).",
+    )
+    feedback: FeedbackScoreConfig = Field(
+        default_factory=FeedbackScoreConfig, description="How a reply's feedback is scored."
     )
     min_samples: int = Field(
         50, ge=10, description="Do not train on fewer replies above the threshold."

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from edgecall.config.rules import FeedbackScoreConfig
+
 CONTINUE = "continue"  # the node's own step: its answer, the declined node, or asking again
 
 
@@ -120,27 +122,27 @@ def reply_features(
     return f
 
 
-# The feedback score of seed 002 (0-100), from what the call's result says about a reply:
-# where the call ended, then how the caller's next turn moved.
-OUTCOME_SCORE = {"sale": 80.0, "transferred": 60.0, "redial_scheduled": 50.0}
-OTHER_OUTCOME_SCORE = 30.0
-STEP_SCORE = 10.0  # per step of tendency (-1, 0, 1) the next turn moved, emotion and intent
-LEFT_SCORE = -10.0  # the caller said nothing more after it, and bought nothing
-
-
 def feedback_score(
     this: tuple[int, int],
     following: tuple[int, int] | None,
     outcome: str | None,
     sale: bool,
+    weights: FeedbackScoreConfig,
 ) -> float:
-    """`this` and `following`: (emotion, intent) tendencies of the turn the reply answered
-    and of the caller's next turn (None: there was none)."""
-    score = OUTCOME_SCORE["sale"] if sale else OUTCOME_SCORE.get(outcome or "", OTHER_OUTCOME_SCORE)
+    """Seed 002's feedback score of a reply, 0-100. `this` and `following`: (emotion,
+    intent) tendencies of the turn the reply answered and of the caller's next turn
+    (None: there was none)."""
+    if sale:
+        score = weights.sale
+    else:
+        score = {
+            "transferred": weights.transferred,
+            "redial_scheduled": weights.redial_scheduled,
+        }.get(outcome or "", weights.other)
     if following is None:
         if not sale:
-            score += LEFT_SCORE
+            score += weights.left
     else:
         for now, then in zip(this, following, strict=True):
-            score += STEP_SCORE * max(-2, min(2, then - now))
+            score += weights.per_step * max(-2, min(2, then - now))
     return max(0.0, min(100.0, score))
