@@ -190,7 +190,8 @@ class Arm:
 
     name: str
     intro: bool = False  # failure factors change the introduction
-    variants: bool = False  # the bandit and the group scripts
+    variants: bool = False  # the bandit over the configured variants
+    scripts: bool = False  # groups get composed introductions (judged by the bandit)
     replies: bool = False  # the reply model (with exploration)
 
 
@@ -198,8 +199,9 @@ ARMS = (
     Arm("fixed script"),
     Arm("failure-factor intro", intro=True),
     Arm("bandit variants", variants=True),
+    Arm("bandit + group scripts", variants=True, scripts=True),
     Arm("learned replies", replies=True),
-    Arm("all together", intro=True, variants=True, replies=True),
+    Arm("all together", intro=True, variants=True, scripts=True, replies=True),
 )
 
 
@@ -298,6 +300,7 @@ class Simulation:
             await self.learning.review_intro(CAMPAIGN)
         if arm.variants:
             await self.learning.review_variants(CAMPAIGN, group)
+        if arm.scripts:
             await self.learning.review_group_script(CAMPAIGN, group)
         if arm.replies:
             self.calls_since_training += 1
