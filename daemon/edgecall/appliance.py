@@ -30,6 +30,7 @@ from edgecall import logs
 from edgecall.calls import CallController, CallServices
 from edgecall.config.loader import ConfigError, load_model
 from edgecall.config.root import EdgecallConfig
+from edgecall.customers import ListFileError, lines, read_list
 from edgecall.dialer import (
     DIAL_SKIPPED_SCHEMA,
     DIAL_SKIPPED_SUBTOPIC,
@@ -131,6 +132,7 @@ class Appliance:
         self.history = self._open_history(cfg, state_dir)
         self.link.register_command("forget", self._cmd_forget)
         self.link.register_command("call-stats", self._cmd_call_stats)
+        self.link.register_command("list-import", self._cmd_list_import)
         self.learning = Learning(
             self.history,
             self.identity,
@@ -602,6 +604,37 @@ class Appliance:
             raise CommandError("bad_number", str(exc)) from None
         log.info("forgot a number on head office's request: %s", erased)
         return erased
+
+    async def _cmd_list_import(self, request: CommandRequest) -> dict[str, Any]:
+        args = request.args
+        campaign, list_name = args["campaign"], args.get("list", "default")
+        if campaign not in self.cfg.campaigns:
+            raise CommandError("unknown_campaign", f"no campaign {campaign!r} in config.yaml")
+        history = self.learning.require_history()
+        try:
+            report = read_list(
+                lines(args["csv"]),
+                lambda batch: history.store_customers(batch, campaign, list_name),
+            )
+        except ListFileError as exc:
+            raise CommandError("bad_list", str(exc)) from None
+        lists = history.customer_lists(campaign).get(campaign, {})
+        log.info(
+            "list %s of %s, part %s/%s: %d new, %d updated, %d skipped",
+            list_name,
+            campaign,
+            args.get("part", 1),
+            args.get("parts", 1),
+            report.imported,
+            report.updated,
+            len(report.errors),
+        )
+        return {
+            "part": args.get("part", 1),
+            "parts": args.get("parts", 1),
+            **report.to_json(),
+            "lists": lists,
+        }
 
     async def _cmd_call_stats(self, request: CommandRequest) -> dict[str, Any]:
         return self.learning.require_history().summary(request.args.get("campaign"))

@@ -236,6 +236,63 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_campaign_import(args: argparse.Namespace) -> int:
+    import time
+
+    from edgecall.customers import ListFileError, read_list
+
+    opened = _history_or_exit(args, "campaign import")
+    if isinstance(opened, int):
+        return opened
+    cfg, _, history = opened
+    started = shown = time.monotonic()
+    shown_rows = 0
+
+    def progress(report: Any, *, last: bool = False) -> None:
+        nonlocal shown, shown_rows
+        now = time.monotonic()
+        if (now - shown < 1.0 and not last) or report.rows == shown_rows:
+            return  # once a second, and once at the end
+        shown, shown_rows = now, report.rows
+        rate = report.rows / max(now - started, 1e-6)
+        print(
+            f"{args.file}: {report.rows} rows, {rate:,.0f} rows/s, {len(report.errors)} skipped",
+            file=sys.stderr,
+        )
+
+    try:
+        if args.campaign not in cfg.campaigns:
+            known = ", ".join(cfg.campaigns)
+            print(
+                f"edgecall campaign import: no campaign {args.campaign!r}; campaigns: {known}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        with open(args.file, encoding="utf-8-sig", newline="") as fh:
+            report = read_list(
+                fh,
+                lambda batch: history.store_customers(batch, args.campaign, args.list),
+                batch=args.batch,
+                progress=progress,
+            )
+    except ListFileError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"edgecall campaign import: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        history.close()
+    progress(report, last=True)
+    for problem in report.errors + report.duplicates:
+        print(f"{args.file}:{problem.line}: {problem.column or 'row'}: {problem.message}")
+    print(
+        f"{args.file}: {report.imported} new and {report.updated} updated customers in list "
+        f"{args.list!r} of campaign {args.campaign!r}; {len(report.errors)} rows skipped"
+    )
+    return EXIT_BAD_INPUT if report.errors else EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edgecall.appliance import run
 
@@ -287,6 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="as JSON (what the call-stats command says)")
     p.add_argument("--config", type=Path, help="config file (default: as check-config)")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("campaign", help="a campaign's customer lists")
+    campaign = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = campaign.add_parser(
+        "import", help="import a customer list from CSV (bad rows reported by line, skipped)"
+    )
+    p.add_argument("file", type=Path, help="CSV with a header row (see edgecall/customers.py)")
+    p.add_argument("--campaign", required=True, help="the campaign that calls this list")
+    p.add_argument("--list", default="default", help="name of the list (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=1000, help=argparse.SUPPRESS)
+    p.add_argument("--config", type=Path, help="config file (default: as check-config)")
+    p.set_defaults(func=cmd_campaign_import)
 
     p = sub.add_parser("say", help="write or play a prompt exactly as a caller hears it")
     from edgecall.speech import say

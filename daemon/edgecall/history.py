@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgecall.customers import Customer
 from edgecall.dnc import normalise
 from edgecall.rules.variants import DEFAULT_GROUP, VariantStats
 
@@ -141,6 +142,22 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL,
         PRIMARY KEY (campaign, customer_group)
     );
+    """,
+    # 4: customer lists (issue 18), one row per normalised number
+    """
+    CREATE TABLE customers(
+        number TEXT PRIMARY KEY,
+        dial TEXT NOT NULL,
+        campaign TEXT NOT NULL,
+        list TEXT NOT NULL,
+        customer_id TEXT,
+        name TEXT,
+        customer_group TEXT,
+        language TEXT,
+        features TEXT NOT NULL DEFAULT '{}',
+        imported_at REAL NOT NULL
+    );
+    CREATE INDEX customers_by_list ON customers(campaign, list);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -450,14 +467,68 @@ class History:
     # -------------------------------------------------------------- privacy
 
     def forget(self, number: str) -> list[str]:
-        """Erase every call with this number (any spelling); returns their call ids."""
+        """Erase every call with this number (any spelling), and the number from the
+        customer lists; returns the call ids."""
         key = normalise(number)
         with self._db:
             self._db.execute("BEGIN")
             rows = self._db.execute("SELECT call_id FROM calls WHERE number = ?", (key,))
             ids = [r[0] for r in rows]
             self._db.execute("DELETE FROM calls WHERE number = ?", (key,))
+            self._db.execute("DELETE FROM customers WHERE number = ?", (key,))
         return ids
+
+    # -------------------------------------------------------- customer lists
+
+    def store_customers(
+        self, customers: list[Customer], campaign: str, list_name: str
+    ) -> tuple[int, int]:
+        """Insert or replace customers (one transaction); (new, updated)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            keys = [c.key for c in customers]
+            known = set()
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                known |= {
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT number FROM customers WHERE number IN ({marks})", chunk
+                    )
+                }
+            now = self._clock()
+            self._db.executemany(
+                "INSERT OR REPLACE INTO customers(number, dial, campaign, list, customer_id, "
+                "name, customer_group, language, features, imported_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        c.key,
+                        c.number,
+                        campaign,
+                        list_name,
+                        c.identity.get("customer_id"),
+                        c.identity.get("name"),
+                        c.identity.get("group"),
+                        c.identity.get("language"),
+                        json.dumps(c.features, ensure_ascii=False),
+                        now,
+                    )
+                    for c in customers
+                ],
+            )
+        return len(customers) - len(known), len(known)
+
+    def customer_lists(self, campaign: str | None = None) -> dict[str, dict[str, int]]:
+        """Customers per campaign and list."""
+        where, args = ("WHERE campaign = ?", (campaign,)) if campaign else ("", ())
+        lists: dict[str, dict[str, int]] = {}
+        for name, list_name, count in self._db.execute(
+            f"SELECT campaign, list, count(*) FROM customers {where} GROUP BY 1, 2", args
+        ):
+            lists.setdefault(name, {})[list_name] = count
+        return lists
 
     def prune(self) -> int:
         """Delete the calls older than the retention; returns how many."""
@@ -515,7 +586,11 @@ class History:
                     (name,),
                 )
             ]
-        return {"campaigns": campaigns, "kept_days": self.keep_days}
+        return {
+            "campaigns": campaigns,
+            "kept_days": self.keep_days,
+            "customer_lists": self.customer_lists(campaign),
+        }
 
     def failure_factors(self, campaign: str, limit: int, since: float = 0.0) -> list[str | None]:
         """The factor topic of each of the campaign's latest `limit` failed calls that

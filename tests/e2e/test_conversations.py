@@ -108,12 +108,21 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
     ).fetchall()
     assert (recorded, number, turns_kept) == ("completed", CALLER, len(turns))
     async with aiomqtt.Client(office.host, office.port) as client:
-        for name, args in (("call-stats", {}), ("forget", {"number": CALLER})):
+        commands = (
+            ("list-import", {"campaign": "retail-en", "csv": f"number,group\n{CALLER},vip\nx,\n"}),
+            ("call-stats", {}),
+            ("forget", {"number": CALLER}),
+        )
+        for name, args in commands:
             body = {"request_id": name, "args": args}
             await client.publish(f"{PREFIX}/cmd/{name}", json.dumps(body), qos=1)
             reply = await office.wait_for(f"cmd/{name}/reply", timeout=20)
             assert reply["ok"], reply
-            if name == "call-stats":
+            if name == "list-import":  # the caller is a customer too; the bad row is reported
+                assert (reply["result"]["imported"], reply["result"]["skipped"]) == (1, 1)
+                assert reply["result"]["errors"][0]["line"] == 3
+            elif name == "call-stats":
+                assert reply["result"]["customer_lists"] == {"retail-en": {"default": 1}}
                 campaign = reply["result"]["campaigns"]["retail-en"]
                 assert (campaign["calls"], campaign["agreed"]) == (1, 1)
                 offers = [v for v in campaign["variants"] if v["node"] == "offer"]
@@ -123,6 +132,7 @@ async def test_an_interested_caller_is_offered_the_plan_and_the_confirmed_yes_is
             else:
                 assert reply["result"]["calls"] == 1
     assert history.execute("SELECT count(*) FROM calls").fetchone() == (0,)
+    assert history.execute("SELECT count(*) FROM customers").fetchone() == (0,)
 
 
 async def test_a_refusal_at_the_offer_and_again_at_the_objection_declines_politely(

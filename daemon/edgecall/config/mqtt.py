@@ -132,7 +132,11 @@ class MqttConfig(ConfigModel):
         30.0, gt=0, description="Period of the health message on <prefix>/stats."
     )
     max_command_bytes: int = Field(
-        65536, ge=256, description="Commands larger than this are refused with an error reply."
+        1_048_576,
+        ge=256,
+        le=64 * 1_048_576,
+        description="Commands larger than this are refused with an error reply (a part of a "
+        "customer list, list-import, must fit: 1 MiB holds about 8,000 rows).",
     )
     command_timeout_s: float = Field(
         30.0, gt=0, description="A command handler running longer than this gets a 'timeout' reply."

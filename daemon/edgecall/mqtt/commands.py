@@ -37,6 +37,7 @@ BUILTIN = (
     "call-stats",
     "intro-revert",
     "variant-restore",
+    "list-import",
 )
 REMEMBERED_REPLIES = 256
 
