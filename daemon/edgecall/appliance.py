@@ -23,11 +23,15 @@ import signal
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from edgecall import logs
 from edgecall.calls import CallController, CallServices
+from edgecall.campaign_queue import CampaignQueue, Entry
+from edgecall.config.dialing import DialingConfig
 from edgecall.config.loader import ConfigError, load_model
 from edgecall.config.root import EdgecallConfig
 from edgecall.customers import ListFileError, lines, read_list
@@ -51,6 +55,7 @@ from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
 from edgecall.mqtt.site_work import WORK_ITEM_SCHEMA, Held, SiteWork, WorkItem
 from edgecall.privacy import forget
+from edgecall.rules.pacing import Window, first_call, in_hours, next_in_hours, windows
 from edgecall.rules.session import Customer, Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.speech.cache import PromptCache
@@ -73,6 +78,8 @@ SHUTDOWN_FLUSH_S = 10.0
 DIAL_POLL_S = 1.0
 HISTORY_PRUNE_S = 3600.0
 WORK_REJECTED_SCHEMA = "edgecall.work-rejected/1"  # <prefix>/dials: a site item refused
+CAMPAIGN_PROGRESS_SCHEMA = "edgecall.campaign-progress/1"
+CAMPAIGNS_SUBTOPIC = "campaigns"  # <prefix>/campaigns: each run's progress
 _USER_PART = re.compile(r"sips?:([^@;>]+)")
 
 
@@ -129,6 +136,9 @@ class Appliance:
         self.link.register_command("dial", self._cmd_dial)
         self.link.register_command("cancel-redial", self._cmd_cancel_redial)
         self.dials = DialQueue(state_dir / DIALS_FILE)
+        self.campaigns = CampaignQueue(state_dir / DIALS_FILE, time.time())
+        for action in ("start", "pause", "resume", "stop", "status"):
+            self.link.register_command(f"campaign-{action}", self._cmd_campaign)
         self.history = self._open_history(cfg, state_dir)
         self.link.register_command("forget", self._cmd_forget)
         self.link.register_command("call-stats", self._cmd_call_stats)
@@ -340,6 +350,7 @@ class Appliance:
             self.modem.close()
         await self.outbox.close()
         self.dials.close()
+        self.campaigns.close()
         self.dnc.close()
         if self.history is not None:
             self.history.close()
@@ -433,7 +444,9 @@ class Appliance:
         return controller
 
     def _schedule_redial(self, controller: CallController, outcome: dict[str, Any]) -> None:
-        """Runs before the outcome is published: a redial head office hears of is queued."""
+        """Runs before the outcome is published: a redial head office hears of is queued,
+        and a campaign's number has its next attempt or its final state."""
+        self._campaign_outcome(controller.call_id, outcome)
         item = self._attempts.get(controller.call_id)
         if self.dials.schedule_redial(
             outcome,
@@ -498,6 +511,7 @@ class Appliance:
         for item in ready:
             self.dials.remove(item.id)
             await self._originate(item)
+        await self._dial_campaigns(now)
         while self.site_work is not None and self._room() > 0:
             held = self.site_work.take()
             if held is None:
@@ -556,12 +570,18 @@ class Appliance:
             rejected=rejected,
         )
 
-    async def _originate(self, item: DialItem) -> None:
+    async def _originate(
+        self, item: DialItem, placed: Callable[[str], None] | None = None
+    ) -> str | None:
+        """Place the call (`placed` learns its id before any of its events are handled);
+        None when the SIP stack could not even send it."""
         try:
             call_id = await self.telephony.originate(item.number)  # adds sip.dial_prefix
         except TelephonyError as exc:
             log.error("could not dial %s: %s", item.number, exc)
-            return
+            return None
+        if placed is not None:
+            placed(call_id)
         self._attempts[call_id] = item
         controller = self._new_call(
             call_id,
@@ -574,6 +594,119 @@ class Appliance:
         )
         for ev in self._early.pop(call_id, []):
             await self._to_controller(controller, ev)
+        return call_id
+
+    # --- campaigns over customer lists (issue 18 part 4) ------------------------------
+
+    async def _dial_campaigns(self, now: float) -> None:
+        """Each running campaign's due numbers, within their calling hours and the
+        campaign's own limit on calls at once; a number on the do-not-call list is never
+        called (its final state says so)."""
+        for name in self.campaigns.running():
+            campaign = self.cfg.campaigns.get(name)
+            if campaign is None:
+                continue  # removed from config.yaml: its run waits
+            rules = campaign.dialing
+            limit = self._room()
+            if rules.max_concurrent_calls is not None:
+                limit = min(limit, rules.max_concurrent_calls - self.campaigns.active(name))
+            changed, placed = False, 0
+            while placed < limit:  # numbers that wait or are barred leave the due set
+                batch = self.campaigns.due(name, now, limit - placed)
+                if not batch:
+                    break
+                for entry in batch:
+                    dialled = await self._dial_entry(entry, rules, now)
+                    changed = changed or dialled is not False
+                    placed += dialled is True
+            if changed:
+                await self._publish_progress(name)
+
+    async def _dial_entry(self, entry: Entry, rules: DialingConfig, now: float) -> bool | None:
+        """Call one due number of a campaign if its hours allow: True when it was dialled,
+        None when it got a final state or a retry (barred, or the call could not be
+        placed), False when it waits (moved into its hours or its preferred slot)."""
+        named = entry.time_zone or rules.time_zone
+        zone = ZoneInfo(named) if named else self.cfg.appliance.zone()
+        if self.dnc.contains(entry.dial):
+            self.campaigns.barred(entry.id)
+            return None
+        if not in_hours(now, zone, rules.hours):
+            when = next_in_hours(now, zone, rules.hours)
+            self.campaigns.reschedule(entry.id, when if when is not None else now + 86400)
+            return False
+        if entry.attempts == 0 and entry.slots and rules.prefer_answer_slots:
+            when = first_call(now, zone, rules, self._slot_windows(entry.slots))
+            if when is not None and when > now + DIAL_POLL_S:
+                self.campaigns.reschedule(entry.id, when)
+                return False
+        item = DialItem(
+            0,
+            entry.dial,
+            now,
+            "dial",
+            None,
+            entry.campaign,
+            entry.language,
+            None,
+            entry.attempts + 1,
+            entry.customer_id,
+            entry.group,
+        )
+        placed = await self._originate(item, lambda cid: self.campaigns.dialling(entry.id, cid))
+        if placed is None:
+            self.campaigns.unplaced(entry.id, now, rules)
+            return None
+        return True
+
+    def _slot_windows(self, names: list[str]) -> list[Window]:
+        """The customer's preferred answer slots as daily windows (assist.time_slots)."""
+        slots = {s.name: f"{s.start}-{s.end}" for s in self.cfg.assist.time_slots}
+        return windows([slots[n] for n in names if n in slots])
+
+    def _campaign_outcome(
+        self, call_id: str, outcome: dict[str, Any], now: float | None = None
+    ) -> None:
+        now = time.time() if now is None else now
+        name = self.campaigns.finished(call_id, outcome, now, self._dialing(outcome))
+        if name is not None:
+            task = asyncio.ensure_future(self._publish_progress(name))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+
+    def _dialing(self, outcome: dict[str, Any]) -> DialingConfig:
+        campaign = self.cfg.campaigns.get(outcome.get("campaign") or "")
+        return campaign.dialing if campaign is not None else DialingConfig()
+
+    async def _publish_progress(self, name: str) -> None:
+        progress = self.campaigns.progress(name)
+        if progress is not None:
+            body = envelope(self.identity, CAMPAIGN_PROGRESS_SCHEMA, progress)
+            await self.link.publish_other(CAMPAIGNS_SUBTOPIC, body)
+
+    async def _cmd_campaign(self, request: CommandRequest) -> dict[str, Any]:
+        """campaign-start, -pause, -resume, -stop and -status."""
+        action = request.name.removeprefix("campaign-")
+        name = request.args["campaign"]
+        if name not in self.cfg.campaigns:
+            raise CommandError("unknown_campaign", f"no campaign {name!r} in config.yaml")
+        now = time.time()
+        if action == "start":
+            list_name = request.args.get("list", "default")
+            customers = self.learning.require_history().customers_of(name, list_name)
+            if not customers:
+                raise CommandError("empty_list", f"list {list_name!r} of {name!r} has no customers")
+            added = self.campaigns.start(name, list_name, customers, now)
+            log.info("campaign %s started on list %s: %d numbers added", name, list_name, added)
+            self._dial_wakeup.set()
+        elif action != "status":
+            state = {"pause": "paused", "resume": "running", "stop": "stopped"}[action]
+            if not self.campaigns.set_state(name, state, now):  # type: ignore[arg-type]
+                raise CommandError("not_started", f"campaign {name!r} was never started")
+            log.info("campaign %s %s by head office", name, state)
+            self._dial_wakeup.set()
+        await self._publish_progress(name)
+        return self.campaigns.progress(name) or {"campaign": name, "state": None}
 
     # --- commands and reload ---------------------------------------------------------------
 

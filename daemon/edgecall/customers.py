@@ -10,6 +10,7 @@ required; the others are the seed's features (S1, S221), each optional:
 | customer_id, name | head office's id and the customer's name | text |
 | group | head office's customer group (prompt variants are judged per group) | [A-Za-z0-9_.-] |
 | language | the call's language | zh or en |
+| time_zone | where the customer is: calling hours are theirs | IANA name, e.g. Asia/Shanghai |
 | total_spend | purchase history: money spent so far | number >= 0 |
 | purchase_count | purchase history: purchases so far | integer >= 0 |
 | last_purchase | purchase history: the latest purchase | YYYY-MM-DD |
@@ -40,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edgecall.dnc import normalise
 
@@ -110,6 +112,14 @@ def _group(text: str) -> str:
     return text
 
 
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone (e.g. Asia/Shanghai)") from None
+    return text
+
+
 def _language(text: str) -> str:
     if text not in ("zh", "en"):
         raise ValueError("must be zh or en")
@@ -122,6 +132,7 @@ IDENTITY: dict[str, Callable[[str], Any]] = {
     "name": _text,
     "group": _group,
     "language": _language,
+    "time_zone": _zone,
 }
 FEATURES: dict[str, Callable[[str], Any]] = {
     "total_spend": _amount,

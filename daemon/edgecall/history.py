@@ -154,6 +154,7 @@ MIGRATIONS: list[str] = [
         name TEXT,
         customer_group TEXT,
         language TEXT,
+        time_zone TEXT,
         features TEXT NOT NULL DEFAULT '{}',
         imported_at REAL NOT NULL
     );
@@ -500,8 +501,8 @@ class History:
             now = self._clock()
             self._db.executemany(
                 "INSERT OR REPLACE INTO customers(number, dial, campaign, list, customer_id, "
-                "name, customer_group, language, features, imported_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "name, customer_group, language, time_zone, features, imported_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         c.key,
@@ -512,6 +513,7 @@ class History:
                         c.identity.get("name"),
                         c.identity.get("group"),
                         c.identity.get("language"),
+                        c.identity.get("time_zone"),
                         json.dumps(c.features, ensure_ascii=False),
                         now,
                     )
@@ -519,6 +521,16 @@ class History:
                 ],
             )
         return len(customers) - len(known), len(known)
+
+    def customers_of(self, campaign: str, list_name: str) -> list[dict[str, Any]]:
+        """A list's customers as a campaign run takes them, in import order."""
+        rows = self._db.execute(
+            "SELECT number, dial, customer_id, customer_group, language, time_zone, features "
+            "FROM customers WHERE campaign = ? AND list = ? ORDER BY rowid",
+            (campaign, list_name),
+        )
+        keys = ("number", "dial", "customer_id", "customer_group", "language", "time_zone")
+        return [{**dict(zip(keys, r[:6], strict=True)), **json.loads(r[6])} for r in rows]
 
     def customer_lists(self, campaign: str | None = None) -> dict[str, dict[str, int]]:
         """Customers per campaign and list."""

@@ -22,6 +22,12 @@ SCHEMA_FILES = {
     "edgecall.sms-request/1": "sms-request.json",
     "edgecall.config-report/1": "config-report.json",
     "edgecall.dial-skipped/1": "dial-skipped.json",
+    "edgecall.work-rejected/1": "work-rejected.json",
+    "edgecall.intro-change/1": "intro-change.json",
+    "edgecall.variant-retired/1": "variant-retired.json",
+    "edgecall.group-script/1": "group-script.json",
+    "edgecall.reply-model-trained/1": "reply-model-trained.json",
+    "edgecall.campaign-progress/1": "campaign-progress.json",
 }
 _BASE = "https://edgecall.dev/schemas/"
 

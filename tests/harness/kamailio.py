@@ -69,10 +69,14 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
-def render_config(port: int, users: dict[str, str], min_expires: int = 5) -> str:
-    """kamailio.cfg text for a registrar/proxy on 127.0.0.1:port with these users."""
+def render_config(
+    port: int, users: dict[str, str], min_expires: int = 5, aliases: dict[str, str] | None = None
+) -> str:
+    """kamailio.cfg text for a registrar/proxy on 127.0.0.1:port with these users; a
+    call to a number in `aliases` rings the user it names (many numbers, one peer)."""
     loads = "\n".join(f'loadmodule "{m}.so"' for m in _MODULES)
     init = "\n".join(f'    $sht(users=>{u}) = "{p}";' for u, p in users.items())
+    init += "".join(f'\n    $sht(aliases=>{n}) = "{u}";' for n, u in (aliases or {}).items())
     return f"""#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -93,6 +97,7 @@ modparam("registrar", "min_expires", {min_expires})
 modparam("registrar", "max_contacts", 4)
 modparam("rr", "append_fromtag", 1)
 modparam("htable", "htable", "users=>size=4;")
+modparam("htable", "htable", "aliases=>size=6;")
 modparam("tm", "fr_timer", 5000)
 modparam("tm", "fr_inv_timer", 120000)
 
@@ -139,6 +144,7 @@ request_route {{
         consume_credentials();
     }}
     if (is_method("INVITE|SUBSCRIBE|REFER")) record_route();
+    if ($sht(aliases=>$rU) != $null) $rU = $sht(aliases=>$rU);
     if (!lookup("location")) {{
         sl_send_reply("404", "Not Found");
         exit;
@@ -151,13 +157,18 @@ request_route {{
 class Kamailio:
     """One kamailio process; stop()/start() again reuse the same port and config."""
 
-    def __init__(self, users: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        users: dict[str, str] | None = None,
+        port: int | None = None,
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         self.users = users or {"1001": "pw-1001", "1002": "pw-1002", "1003": "pw-1003"}
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._dir = Path(tempfile.mkdtemp(prefix="kamailio-"))
         self.config_path = self._dir / "kamailio.cfg"
-        self.config_path.write_text(render_config(self.port, self.users))
+        self.config_path.write_text(render_config(self.port, self.users, aliases=aliases))
         self.log_path = self._dir / "kamailio.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgecall.config.base import ConfigModel, FieldError, FieldErrors
+from edgecall.config.dialing import DialingConfig
 from edgecall.config.flows import Flow
 from edgecall.speech.text import SLOTS, slots_in
 
@@ -102,6 +103,10 @@ class Campaign(ConfigModel):
     )
     retire: RetireFloors = Field(
         default_factory=RetireFloors, description="Script retirement floors."
+    )
+    dialing: DialingConfig = Field(
+        default_factory=DialingConfig,
+        description="How the campaign's customer list is dialled: calling hours, retries, pace.",
     )
 
     @model_validator(mode="after")

@@ -38,6 +38,11 @@ BUILTIN = (
     "intro-revert",
     "variant-restore",
     "list-import",
+    "campaign-start",
+    "campaign-pause",
+    "campaign-resume",
+    "campaign-stop",
+    "campaign-status",
 )
 REMEMBERED_REPLIES = 256
 
