@@ -55,7 +55,7 @@ from edgecall.mqtt.link import MqttLink
 from edgecall.mqtt.outbox import Outbox
 from edgecall.mqtt.site_work import WORK_ITEM_SCHEMA, Held, SiteWork, WorkItem
 from edgecall.privacy import forget
-from edgecall.rules.pacing import Window, first_call, in_hours, next_in_hours, windows
+from edgecall.rules.pacing import Window, call_at, windows
 from edgecall.rules.session import Customer, Lexicons
 from edgecall.sdnotify import Notifier, watchdog_interval_s
 from edgecall.speech.cache import PromptCache
@@ -631,15 +631,11 @@ class Appliance:
         if self.dnc.contains(entry.dial):
             self.campaigns.barred(entry.id)
             return None
-        if not in_hours(now, zone, rules.hours):
-            when = next_in_hours(now, zone, rules.hours)
-            self.campaigns.reschedule(entry.id, when if when is not None else now + 86400)
+        preferred = self._slot_windows(entry.slots)
+        when = call_at(now, zone, rules, first=entry.attempts == 0, preferred=preferred)
+        if when > now:
+            self.campaigns.reschedule(entry.id, when)
             return False
-        if entry.attempts == 0 and entry.slots and rules.prefer_answer_slots:
-            when = first_call(now, zone, rules, self._slot_windows(entry.slots))
-            if when is not None and when > now + DIAL_POLL_S:
-                self.campaigns.reschedule(entry.id, when)
-                return False
         item = DialItem(
             0,
             entry.dial,

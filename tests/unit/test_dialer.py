@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from edgecall.appliance import Appliance
+from edgecall.campaign_queue import CampaignQueue
 from edgecall.dialer import DialQueue
 from edgecall.dnc import DoNotCallList
 from edgecall.mqtt.commands import CommandRequest
@@ -131,6 +132,7 @@ def appliance(tmp_path, monkeypatch):
     )
     app = Appliance(tmp_path / "config.yaml", cfg, notifier=None)
     app.dials = DialQueue(tmp_path / "dials.sqlite")
+    app.campaigns = CampaignQueue(tmp_path / "dials.sqlite", now=NOW)  # no campaign runs
     app.dnc = DoNotCallList(tmp_path / "dnc.sqlite")
     app.link = FakeLink()
     app.telephony = SimpleNamespace(registered=True)

@@ -85,6 +85,27 @@ def first_call(
     return next_in_hours(t, zone, cfg.hours)
 
 
+def call_at(
+    now: float,
+    zone: tzinfo | None,
+    cfg: DialingConfig,
+    *,
+    first: bool,
+    preferred: Sequence[Window] = (),
+    slack_s: float = 1.0,
+) -> float:
+    """When a due number should be called: `now`, or later (the next calling hours; a
+    first call, the customer's preferred slot). Eight days on when the hours have none."""
+    if not in_hours(now, zone, cfg.hours):
+        when = next_in_hours(now, zone, cfg.hours)
+        return when if when is not None else now + HORIZON_DAYS * 86400
+    if first and preferred:
+        when = first_call(now, zone, cfg, preferred)
+        if when is not None and when > now + slack_s:
+            return when
+    return now
+
+
 @dataclass(frozen=True)
 class Next:
     """After a call: `retry_at` to call again, else the number's `final` state."""
