@@ -445,8 +445,10 @@ class Appliance:
 
     def _schedule_redial(self, controller: CallController, outcome: dict[str, Any]) -> None:
         """Runs before the outcome is published: a redial head office hears of is queued,
-        and a campaign's number has its next attempt or its final state."""
-        self._campaign_outcome(controller.call_id, outcome)
+        and a campaign's number has its next attempt or its final state (its redial is
+        the campaign's next attempt, so the campaign's calling hours apply to it)."""
+        if self._campaign_outcome(controller.call_id, outcome):
+            return
         item = self._attempts.get(controller.call_id)
         if self.dials.schedule_redial(
             outcome,
@@ -662,13 +664,16 @@ class Appliance:
 
     def _campaign_outcome(
         self, call_id: str, outcome: dict[str, Any], now: float | None = None
-    ) -> None:
+    ) -> bool:
+        """True when the call was one of a campaign run's (its queue took the outcome)."""
         now = time.time() if now is None else now
         name = self.campaigns.finished(call_id, outcome, now, self._dialing(outcome))
-        if name is not None:
-            task = asyncio.ensure_future(self._publish_progress(name))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+        if name is None:
+            return False
+        task = asyncio.ensure_future(self._publish_progress(name))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        return True
 
     def _dialing(self, outcome: dict[str, Any]) -> DialingConfig:
         campaign = self.cfg.campaigns.get(outcome.get("campaign") or "")

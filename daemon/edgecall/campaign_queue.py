@@ -13,6 +13,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -175,8 +176,9 @@ class CampaignQueue:
     def finished(
         self, call_id: str, outcome: dict[str, Any], now: float, cfg: DialingConfig
     ) -> str | None:
-        """Record the call's outcome for its number: due again, or its final state. The
-        campaign's name when the call was one of a campaign's, else None."""
+        """Record the call's outcome for its number: due again (after a non-answer, or
+        when its redial comes due), or its final state. The campaign's name when the call
+        was one of a campaign's, else None."""
         row = self._db.execute(
             "SELECT id, campaign, attempts FROM campaign_numbers WHERE call_id = ? AND "
             "final IS NULL",
@@ -186,7 +188,7 @@ class CampaignQueue:
             return None
         entry_id, campaign, attempts = row
         kind, reason = outcome.get("outcome", "error"), outcome.get("reason")
-        step = after_call(kind, reason, attempts, now, cfg)
+        step = after_call(kind, reason, attempts, now, cfg, _due(outcome.get("due")))
         stopped = self.state(campaign) == "stopped"
         final = step.final or (STOPPED if stopped else None)
         self._db.execute(
@@ -254,3 +256,13 @@ class CampaignQueue:
             "SELECT count(*) FROM campaign_numbers WHERE campaign = ?", (campaign,)
         ).fetchone()
         return row[0]
+
+
+def _due(value: Any) -> float | None:
+    """The `due` of a redial_scheduled outcome (ISO 8601, UTC) as seconds."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

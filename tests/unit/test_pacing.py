@@ -73,6 +73,11 @@ def test_after_a_call_a_number_is_retried_per_kind_or_finished():
     assert after_call("not_connected", "busy", 3, t, RULES).final == "unreachable"
     assert after_call("completed", None, 1, t, RULES).final == "completed"
     assert after_call("failed", None, 2, t, RULES).final == "failed"
+    # a redial the call asked for is the next attempt, until max_attempts
+    assert after_call("redial_scheduled", None, 1, t, RULES, due=t + 120).retry_at == t + 120
+    assert after_call("redial_scheduled", None, 3, t, RULES, due=t + 120).final == (
+        "redial_scheduled"
+    )
 
 
 @pytest.mark.parametrize(
@@ -246,3 +251,16 @@ def test_a_campaigns_dialing_section_gets_file_and_line_errors(tmp_path):
         ("campaigns.retail-zh.dialing.hours", hours + 1),
         ("campaigns.retail-zh.dialing.max_attempts", attempts + 1),
     }
+
+
+def test_a_campaign_numbers_redial_is_its_next_attempt(tmp_path):
+    q = CampaignQueue(tmp_path / "dials.sqlite", now=0.0)
+    q.start("c", "l", customers(1), now=0.0)
+    (entry,) = q.due("c", 0.0, 5)
+    q.dialling(entry.id, "r1")
+    due = "2027-01-15T08:10:00.000Z"  # the caller said when
+    q.finished("r1", {"outcome": "redial_scheduled", "due": due}, 100.0, RULES)
+    at_due = datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp()
+    assert q.due("c", at_due - 1, 5) == []
+    (again,) = q.due("c", at_due, 5)
+    assert again.attempts == 1 and q.progress("c")["remaining"] == 1

@@ -115,10 +115,20 @@ class Next:
 
 
 def after_call(
-    outcome: str, reason: str | None, attempts: int, t: float, cfg: DialingConfig
+    outcome: str,
+    reason: str | None,
+    attempts: int,
+    t: float,
+    cfg: DialingConfig,
+    due: float | None = None,
 ) -> Next:
     """`outcome` of the call just made (the `outcome` field of its outcome message) and,
-    for not_connected, its `reason`; `attempts` made so far, this one included."""
+    for not_connected, its `reason`; `attempts` made so far, this one included; `due`:
+    when a redial_scheduled outcome asks to call again (the caller's time, the scene's
+    delay). That redial is the number's next attempt, within its calling hours; past
+    `max_attempts` the number ends as redial_scheduled, not called again."""
+    if outcome == "redial_scheduled" and due is not None and attempts < cfg.max_attempts:
+        return Next(retry_at=due)
     if outcome != "not_connected":
         return Next(final=outcome)
     if attempts >= cfg.max_attempts:
