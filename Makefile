@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Test peers and tools: the MQTT broker, the PBX, speech synthesis, certificates.
 # Building pjsua2 from third_party/ (build-pjsua2.sh): compiler, SWIG, Python and OpenSSL 3.
+# LightGBM (the interest model) needs the OpenMP runtime, libgomp1.
 APT_PACKAGES := mosquitto mosquitto-clients kamailio espeak-ng libespeak-ng1 sox libsox-fmt-all \
 	sqlite3 openssl systemd \
-	build-essential swig python3.11-dev libssl-dev uuid-dev
+	build-essential swig python3.11-dev libssl-dev uuid-dev libgomp1
 SILERO_VAD := silero-vad==6.2.3
 DEPS_STAMP := $(VENV)/.deps-installed
 # written by build-pjsua2.sh: which cached pjsua2 build the venv carries

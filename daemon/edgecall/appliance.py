@@ -592,7 +592,7 @@ class Appliance:
             campaign=item.campaign,
             language=item.language,
             ref=item.ref,
-            customer=Customer(item.customer_id, item.group),
+            customer=Customer(item.customer_id, item.group, item.interests),
         )
         for ev in self._early.pop(call_id, []):
             await self._to_controller(controller, ev)
@@ -638,6 +638,9 @@ class Appliance:
         if when > now:
             self.campaigns.reschedule(entry.id, when)
             return False
+        group, interests = await self.learning.customer_group(
+            entry.campaign, entry.number, entry.group
+        )
         item = DialItem(
             0,
             entry.dial,
@@ -649,7 +652,8 @@ class Appliance:
             None,
             entry.attempts + 1,
             entry.customer_id,
-            entry.group,
+            group,
+            interests,
         )
         placed = await self._originate(item, lambda cid: self.campaigns.dialling(entry.id, cid))
         if placed is None:

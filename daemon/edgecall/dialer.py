@@ -69,6 +69,7 @@ class DialItem:
     attempt: int  # 1 for a first call, 2 for the first redial...
     customer_id: str | None = None  # head office's id of the customer
     group: str | None = None  # the customer group (prompt variants are judged per group)
+    interests: dict[str, Any] | None = None  # a campaign customer's predicted interests
 
 
 class DialQueue:

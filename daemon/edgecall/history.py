@@ -160,6 +160,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX customers_by_list ON customers(campaign, list);
     """,
+    # 5: the interests predicted for a campaign's customer, kept with the call (issue 18)
+    """
+    ALTER TABLE calls ADD COLUMN interests TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 DEFAULT_VARIANT = "default"  # a prompt event that names no variant
@@ -277,8 +281,8 @@ class History:
                 number = remote
             self._db.execute(
                 "INSERT OR IGNORE INTO calls(call_id, started, direction, number, ref, "
-                "customer_id, customer_group, campaign, language, hour, time_slot) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "customer_id, customer_group, campaign, language, hour, time_slot, interests) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     call_id,
                     started,
@@ -291,6 +295,7 @@ class History:
                     m.get("language"),
                     hour,
                     slot,
+                    json.dumps(m["interests"], ensure_ascii=False) if m.get("interests") else None,
                 ),
             )
         elif kind == "flow":
@@ -521,6 +526,13 @@ class History:
                 ],
             )
         return len(customers) - len(known), len(known)
+
+    def customer_features(self, number: str) -> dict[str, Any] | None:
+        """The list features of the customer with this (normalised) number."""
+        row = self._db.execute(
+            "SELECT features FROM customers WHERE number = ?", (number,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
 
     def customers_of(self, campaign: str, list_name: str) -> list[dict[str, Any]]:
         """A list's customers as a campaign run takes them, in import order."""

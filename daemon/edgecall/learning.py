@@ -34,13 +34,15 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgecall.config.root import EdgecallConfig
 from edgecall.config.scripts import Campaign, Prompt
 from edgecall.history import History
+from edgecall.interests import MODEL_FILE as INTEREST_FILE
+from edgecall.interests import InterestModel, InterestModelError, top_interest
 from edgecall.messages import Identity, envelope
 from edgecall.mqtt.commands import CommandError, CommandRequest
 from edgecall.reply_model import MODEL_FILE, ReplyModel, ReplyModelError
@@ -56,6 +58,7 @@ VARIANT_RETIRED_SCHEMA = "edgecall.variant-retired/1"
 GROUP_SCRIPT_SCHEMA = "edgecall.group-script/1"
 REPLY_MODEL_SCHEMA = "edgecall.reply-model-trained/1"
 TRAINING_TIMEOUT_S = 1800.0
+INTEREST_GROUP = "likes-"  # a customer group named by a predicted interest: likes-price
 LEARNING_SUBTOPIC = "learning"  # <prefix>/learning: what the box learned, with the evidence
 INTRO = "product_intro"  # the prompt the failure factors and the group scripts rewrite
 GROUP_CALLS_READ = 500  # a group's interests are read from its latest calls
@@ -97,7 +100,11 @@ class Learning:
         self.last_training: dict[str, Any] | None = None
         self.calls_since_training = 0
         self._enough_calls = asyncio.Event()
+        self.interest_model: InterestModel | None = None
+        self.interest_error: str | None = None
+        self.last_interest_training: dict[str, Any] | None = None
         self.load_reply_model()
+        self.load_interest_model()
 
     def register(self, link: Any) -> None:
         link.register_command("intro-revert", self.intro_revert)
@@ -151,8 +158,9 @@ class Learning:
             log.error("reply model unusable, the rules choose the replies: %s", exc)
 
     def stats(self) -> dict[str, Any]:
-        """The reply model's part of <prefix>/stats."""
+        """The reply model's part of <prefix>/stats, with the interest model's."""
         model = self.reply_model
+        interests = self.interest_model
         return {
             "in_use": model is not None,
             "trained_at": model.meta.get("trained_at") if model else None,
@@ -160,7 +168,76 @@ class Learning:
             "error": self.reply_model_error,
             "calls_since_training": self.calls_since_training,
             "last_training": self.last_training,
+            "interests": {
+                "in_use": interests is not None,
+                "topics": sorted(interests.topics) if interests else [],
+                "customers": interests.meta.get("customers") if interests else None,
+                "error": self.interest_error,
+                "last_training": self.last_interest_training,
+            },
         }
+
+    # ---------------------------------------------------- customer interests
+
+    def load_interest_model(self) -> None:
+        self.interest_model, self.interest_error = None, None
+        if self.models_dir is None or not (self.models_dir / INTEREST_FILE).exists():
+            return
+        try:
+            self.interest_model = InterestModel.load(self.models_dir / INTEREST_FILE)
+        except InterestModelError as exc:
+            self.interest_error = str(exc)
+            log.error("interest model unusable, customers keep their list's group: %s", exc)
+
+    async def customer_group(
+        self, campaign: str, number: str, group: str | None
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """Seed 003 S3: the group a campaign's customer is called in, and their predicted
+        interests (kept with the call). A group from head office stays; otherwise the
+        topic they most likely care about names it, and the group gets an introduction
+        that explains that topic first (competing with the configured one)."""
+        cfg, history, model = self._config(), self.history, self.interest_model
+        if model is None or history is None or not cfg.rules.interests.enabled:
+            return group, None
+        try:
+            raw = history.customer_features(number)
+        except sqlite3.Error as exc:
+            log.error("call history: features of a customer unreadable: %s", exc)
+            return group, None
+        if raw is None:
+            return group, None
+        predicted = model.predict(raw, date.today())
+        top = top_interest(predicted, cfg.rules.interests.threshold)
+        if group is None and top is not None:
+            group = f"{INTEREST_GROUP}{top[0]}"
+            await self._interest_script(campaign, group, top[0])
+        return group, predicted
+
+    async def _interest_script(self, campaign: str, group: str, topic: str) -> None:
+        cfg, history = self._config(), self.history
+        assert history is not None
+        camp = cfg.campaigns[campaign]
+        explanation = (
+            cfg.topics[topic].explanation.get(camp.language) if topic in cfg.topics else None
+        )
+        nodes = intro_nodes(camp)
+        if not explanation or not nodes or INTRO not in camp.prompts:
+            return
+        if group in history.group_scripts(campaign):
+            return
+        text = promoted_intro(camp.prompts[INTRO].text, explanation, camp.language)
+        if history.store_group_script(campaign, group, group_prompt(group), text, [topic]):
+            self._renew()
+            body = {
+                "campaign": campaign,
+                "group": group,
+                "node": nodes[0],
+                "prompt": group_prompt(group),
+                "text": text,
+                "topics": [topic],
+                "evidence": {"calls": 0, "topics": [topic], "predicted": True},
+            }
+            await self._publish(GROUP_SCRIPT_SCHEMA, body)
 
     def variant_source(self, cfg: EdgecallConfig) -> VariantSource | None:
         """What a new call of (campaign, group) chooses its variants from."""
@@ -340,13 +417,54 @@ class Learning:
                 await asyncio.wait_for(self._enough_calls.wait(), wait)
             self._enough_calls.clear()
             await self.train_replies()
+            if self._config().rules.interests.enabled:
+                await self.train_interests()
 
     async def train_replies(self) -> dict[str, Any] | None:
-        """One training run in a child process at the lowest priority, on one thread."""
+        """One training of the reply model (a child process at the lowest priority)."""
         if self.history is None or self.models_dir is None:
             return None
         rules = self._config().rules.replies
         self.calls_since_training = 0
+        result = await self._child(
+            "edgecall.reply_training",
+            "--threshold",
+            str(rules.feedback_threshold),
+            "--min-samples",
+            str(rules.min_samples),
+            "--holdout",
+            str(rules.holdout),
+            "--feedback",
+            rules.feedback.model_dump_json(),
+        )
+        self.last_training = result
+        if "error" in result:
+            log.error("reply training failed: %s", result["error"])
+            return result
+        log.info("reply training: %s (%s)", result["decision"], result.get("values"))
+        if result["decision"] in ("adopted", "rules"):
+            self.load_reply_model()
+            self._renew()
+        await self._publish(REPLY_MODEL_SCHEMA, result)
+        return result
+
+    async def train_interests(self) -> dict[str, Any] | None:
+        """One training of the interest model, over the topics of the config."""
+        if self.history is None or self.models_dir is None:
+            return None
+        topics = ",".join(self._config().topics)
+        result = await self._child("edgecall.interest_training", "--topics", topics)
+        self.last_interest_training = result
+        if "error" in result:
+            log.error("interest training failed: %s", result["error"])
+        elif result.get("trained"):
+            self.load_interest_model()
+            log.info("interest model trained on %s customers", result.get("customers"))
+        return result
+
+    async def _child(self, module: str, *args: str) -> dict[str, Any]:
+        """Run a trainer over the history in a child process: nice 19, one thread."""
+        assert self.history is not None and self.models_dir is not None
         one_thread = {
             k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
         }
@@ -357,17 +475,10 @@ class Learning:
             "19",
             sys.executable,
             "-m",
-            "edgecall.reply_training",
+            module,
             str(self.history.path),
             str(self.models_dir),
-            "--threshold",
-            str(rules.feedback_threshold),
-            "--min-samples",
-            str(rules.min_samples),
-            "--holdout",
-            str(rules.holdout),
-            "--feedback",
-            rules.feedback.model_dump_json(),
+            *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, **one_thread},
@@ -381,17 +492,9 @@ class Learning:
         seconds = round(time.monotonic() - started, 1)
         if proc.returncode != 0:
             reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            self.last_training = {"error": reason[0], "seconds": seconds, "at": time.time()}
-            log.error("reply training failed: %s", reason[0])
-            return self.last_training
+            return {"error": reason[0], "seconds": seconds, "at": time.time()}
         result = json.loads(out)
         result.update(seconds=seconds, at=time.time())
-        self.last_training = result
-        log.info("reply training: %s (%s)", result["decision"], result.get("values"))
-        if result["decision"] in ("adopted", "rules"):
-            self.load_reply_model()
-            self._renew()
-        await self._publish(REPLY_MODEL_SCHEMA, result)
         return result
 
     # -------------------------------------------------------------- commands

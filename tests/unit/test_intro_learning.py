@@ -173,6 +173,6 @@ def test_a_version_1_history_is_upgraded_in_place(tmp_path):
     db.commit()
     db.close()
     h = History(path, keep_days=3650, clock=lambda: 2.0)
-    assert h._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert h._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert h._db.execute("SELECT call_id, outcome FROM calls").fetchall() == [("old", "completed")]
     assert h.learned_intro("retail-en") is None

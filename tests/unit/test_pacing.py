@@ -15,6 +15,7 @@ from edgecall.campaign_queue import CampaignQueue
 from edgecall.config.dialing import DialingConfig
 from edgecall.config.loader import ConfigError
 from edgecall.dnc import DoNotCallList
+from edgecall.learning import Learning
 from edgecall.mqtt.commands import CommandError, CommandRequest
 from edgecall.rules.pacing import after_call, first_call, in_hours, next_in_hours, windows
 from edgecall.validation import validator
@@ -162,13 +163,29 @@ def box(tmp_path, shipped_config):
     app.dnc = DoNotCallList(tmp_path / "dnc.sqlite")
     app.link = FakeLink()
     history = History(tmp_path / "history.sqlite", keep_days=90)
-    app.learning = SimpleNamespace(require_history=lambda: history)
+    app.learning = Learning(
+        history,
+        app.identity,
+        app.link,
+        config=lambda: app.cfg,
+        renew=lambda: None,
+        models_dir=tmp_path,
+    )
     app.history = history
     app.dialled = []
+    app.items = []
 
     async def originate(number):
         app.dialled.append(number)
         return f"call-{len(app.dialled)}"
+
+    real = app._originate
+
+    async def keep_item(item, placed=None):
+        app.items.append(item)
+        return await real(item, placed)
+
+    app._originate = keep_item
 
     app.telephony = SimpleNamespace(registered=True, originate=originate)
     app._new_call = lambda *a, **kw: SimpleNamespace(call_id=a[0])
@@ -264,3 +281,29 @@ def test_a_campaign_numbers_redial_is_its_next_attempt(tmp_path):
     assert q.due("c", at_due - 1, 5) == []
     (again,) = q.due("c", at_due, 5)
     assert again.attempts == 1 and q.progress("c")["remaining"] == 1
+
+
+async def test_a_customer_without_a_group_is_called_in_their_predicted_interests_group(box):
+    from datetime import date
+
+    from edgecall.customers import lines, read_list
+    from edgecall.interest_training import train
+    from tests.unit.test_interests import population
+
+    model, _ = train(population(300), ["price", "data"], date.today())
+    model.save(box.learning.models_dir / "interest-model.json")
+    box.learning.load_interest_model()
+    text = (
+        "number,categories,total_spend,group\n"
+        "+8613800000001,prepaid,50,\n+8613800000002,video,900,vip\n"
+    )
+    read_list(lines(text), lambda b: box.history.store_customers(b, "retail-zh", "oct"))
+    box.cfg = with_dialing(box.cfg, "retail-zh", time_zone="Asia/Shanghai")
+    await box._cmd_campaign(
+        CommandRequest("campaign-start", "r", {"campaign": "retail-zh", "list": "oct"})
+    )
+    await box._dial_due(at("2027-01-18 10:00"))
+    first, second = box.items
+    assert (first.group, second.group) == ("likes-price", "vip")  # head office's group stays
+    assert first.interests["price"]["p"] > 0.5 and first.interests["price"]["reasons"]
+    assert "likes-price" in box.history.group_scripts("retail-zh")

@@ -274,6 +274,24 @@ class ReplyRuleConfig(ConfigModel):
     )
 
 
+class InterestRuleConfig(ConfigModel):
+    """Seed 003 S2-S4: customers' interests predicted from their list features."""
+
+    enabled: bool = Field(
+        True,
+        description="Train the interest model with the reply model (edgecall.interest_training) "
+        "and put each campaign customer whose list names no group in the group of the topic "
+        "they most likely care about ('likes-<topic>'), whose introduction explains it first.",
+    )
+    threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="A customer joins a topic's group only when the predicted chance that "
+        "they care about it is at least this.",
+    )
+
+
 class ConversationRuleConfig(ConfigModel):
     """What the robot does when the caller is silent, unclear or keeps refusing (issue 13)."""
 
@@ -338,6 +356,9 @@ class RulesConfig(ConfigModel):
     )
     replies: ReplyRuleConfig = Field(
         default_factory=ReplyRuleConfig, description="Replies learned from the call history."
+    )
+    interests: InterestRuleConfig = Field(
+        default_factory=InterestRuleConfig, description="Customer interests from list features."
     )
     variants: VariantRuleConfig = Field(
         default_factory=VariantRuleConfig,

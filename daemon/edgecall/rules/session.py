@@ -11,7 +11,7 @@ exactly one outcome (call-rules.md section 8), whatever order inputs arrive in.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,6 +50,7 @@ class Customer:
 
     id: str | None = None
     group: str | None = None
+    interests: Mapping[str, Any] | None = None  # predicted per topic, with the reasons
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ class CallSession:
             ref=ref,
             customer_id=self.customer.id,
             customer_group=self.group,
+            interests=dict(self.customer.interests) if self.customer.interests else None,
             notes=list(self.state.missing),
         )
 
