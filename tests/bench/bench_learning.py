@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edgecall.config.loader import load_model
 from edgecall.config.root import EdgecallConfig
-from tests.harness.population import ARMS, simulate
+from tests.harness.population import ARMS, PERSONALISED_ARMS, simulate
 
 REPO = Path(__file__).resolve().parents[2]
 AFTER = 2000  # the issue's goal: all loops together convert 1.3x the fixed script after this
@@ -43,21 +43,36 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_model(REPO / "config.yaml", EdgecallConfig)
     scratch = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    sales: dict[str, list[list[bool]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-learning-", dir=scratch) as tmp:
-        for arm in ARMS:
-            started = time.monotonic()
-            sales[arm.name] = [
-                simulate(cfg, arm, Path(tmp) / f"{arm.name}-{seed}", seed, args.calls)
-                for seed in range(1, args.seeds + 1)
-            ]
-            spent = time.monotonic() - started
-            print(f"# {arm.name}: {args.seeds} x {args.calls} calls in {spent:.0f} s", flush=True)
-    windows = [(a, min(a + args.window, args.calls)) for a in range(0, args.calls, args.window)]
+        for arms in (ARMS, PERSONALISED_ARMS):
+            sales: dict[str, list[list[bool]]] = {}
+            for arm in arms:
+                started = time.monotonic()
+                sales[arm.name] = [
+                    simulate(cfg, arm, Path(tmp) / f"{arm.name}-{seed}", seed, args.calls)
+                    for seed in range(1, args.seeds + 1)
+                ]
+                spent = time.monotonic() - started
+                print(
+                    f"# {arm.name}: {args.seeds} x {args.calls} calls in {spent:.0f} s", flush=True
+                )
+            table(sales, args.calls, args.window)
+    print(
+        f"\n{args.seeds} seeds x {args.calls} calls per arm; conversion = sales / calls, "
+        "Wilson 95 % interval over the pooled seeds. The second table (issue 18): the same "
+        "population when the dial list names no group, without and with the groups the "
+        "interest model predicts from the list features."
+    )
+
+
+def table(sales: dict[str, list[list[bool]]], calls: int, window: int) -> None:
+    """Conversion per window, and against the first arm after AFTER calls."""
+    windows = [(a, min(a + window, calls)) for a in range(0, calls, window)]
     head = " | ".join(f"calls {a + 1}-{b}" for a, b in windows)
-    print(f"\n| arm | {head} | after {AFTER} | vs fixed |")
+    first = next(iter(sales))
+    print(f"\n| arm | {head} | after {AFTER} | vs {first} |")
     print("|---|" + "---|" * (len(windows) + 2))
-    fixed_late = _late(sales["fixed script"])
+    k0, n0 = _late(sales[first])
     for name, runs in sales.items():
         cells = []
         for a, b in windows:
@@ -67,16 +82,9 @@ def main() -> None:
             cells.append(f"{k / n:.1%} ({lo:.1%}-{hi:.1%})")
         k, n = _late(runs)
         lo, hi = wilson(k, n)
-        ratio = (k / n) / (fixed_late[0] / fixed_late[1]) if fixed_late[0] else float("nan")
-        print(
-            f"| {name} | "
-            + " | ".join(cells)
-            + f" | {k / n:.1%} ({lo:.1%}-{hi:.1%}) | {ratio:.2f}x |"
-        )
-    print(
-        f"\n{args.seeds} seeds x {args.calls} calls per arm; conversion = sales / calls, "
-        "Wilson 95 % interval over the pooled seeds."
-    )
+        ratio = (k / n) / (k0 / n0) if k0 else float("nan")
+        late = f"{k / n:.1%} ({lo:.1%}-{hi:.1%})"
+        print(f"| {name} | " + " | ".join(cells) + f" | {late} | {ratio:.2f}x |")
 
 
 def _late(runs: list[list[bool]]) -> tuple[int, int]:

@@ -25,6 +25,10 @@ real to find, and that no loop is told the answer):
   calms them only if `Group.answer_calms`. A caller still annoyed at the offer is less
   willing (`STILL_ANNOYED`).
 - Noise: the base willingness varies per caller (`NOISE`), and each yes or no is drawn.
+- The customer list (issue 18) gives each customer features drawn from their group's
+  profile (`Group.spend`, `Group.category`); `MISLEADING` of them look like another
+  group's, and a fifth have no spend. The box never sees the group itself in the
+  `predicted` and `none` arms.
 
 So the failure-factor loop can find that price leads failed calls, the variant bandit
 that budget callers prefer one offer and streamers the other, the group scripts that
@@ -37,12 +41,16 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgecall.config.root import EdgecallConfig
 from edgecall.config.scripts import Prompt
+from edgecall.customers import Customer as ListedCustomer
 from edgecall.history import History
+from edgecall.interest_training import read_samples as read_interest_samples
+from edgecall.interest_training import train as train_interests
 from edgecall.learning import Learning
 from edgecall.messages import Identity
 from edgecall.reply_training import run as train_replies
@@ -88,27 +96,67 @@ class Group:
     soothed: float  # willingness change when soothed while annoyed
     annoyed_answered: float  # willingness change when answered while annoyed
     answer_calms: bool  # an answer calms an annoyed caller of this group
+    spend: tuple[float, float]  # list feature: total spend, drawn uniformly in this range
+    category: str  # list feature: what they usually buy
 
 
 GROUPS = (
     Group(
-        "budget", 0.45, "price", 0.10, {"offer": -0.05, "offer_b": 0.20}, 0.5, 0.25, -0.10, False
+        "budget",
+        share=0.45,
+        topic="price",
+        base=0.10,
+        offer={"offer": -0.05, "offer_b": 0.20},
+        annoyed=0.5,
+        soothed=0.25,
+        annoyed_answered=-0.10,
+        answer_calms=False,
+        spend=(0, 300),
+        category="prepaid",
     ),
     Group(
-        "streamers", 0.35, "data", 0.15, {"offer": 0.15, "offer_b": -0.05}, 0.3, -0.20, 0.0, True
+        "streamers",
+        share=0.35,
+        topic="data",
+        base=0.15,
+        offer={"offer": 0.15, "offer_b": -0.05},
+        annoyed=0.3,
+        soothed=-0.20,
+        annoyed_answered=0.0,
+        answer_calms=True,
+        spend=(400, 3000),
+        category="video",
     ),
     Group(
         "cautious",
-        0.20,
-        "contract",
-        0.10,
-        {"offer": 0.05, "offer_b": 0.05},
-        0.3,
-        0.10,
-        -0.05,
-        False,
+        share=0.20,
+        topic="contract",
+        base=0.10,
+        offer={"offer": 0.05, "offer_b": 0.05},
+        annoyed=0.3,
+        soothed=0.10,
+        annoyed_answered=-0.05,
+        answer_calms=False,
+        spend=(100, 1500),
+        category="insurance",
     ),
 )
+MISLEADING = 0.15  # share of customers whose list features look like another group's
+
+
+def list_features(group: Group, rng: random.Random) -> dict[str, Any]:
+    """What the customer list says of a customer (issue 18): their group's profile, or,
+    for MISLEADING of them, another group's; a fifth miss their spend."""
+    looks = group if rng.random() >= MISLEADING else rng.choice([g for g in GROUPS if g != group])
+    raw: dict[str, Any] = {
+        "total_spend": round(rng.uniform(*looks.spend), 2),
+        "purchase_count": rng.randint(1, 6),
+        "categories": [looks.category],
+        "clicks": rng.randint(0, 40),
+    }
+    if rng.random() < 0.2:
+        del raw["total_spend"]
+    return raw
 
 
 def campaign_config(cfg: EdgecallConfig) -> EdgecallConfig:
@@ -132,6 +180,7 @@ class Caller:
     willing: float
     annoyed: bool
     explanations: dict[str, str]  # topic -> the campaign's explanation text
+    features: dict[str, Any] = field(default_factory=dict)  # what the customer list says
     addressed: bool = False
     said_annoyed: bool = False
     heard_offer: bool = False
@@ -193,8 +242,17 @@ class Arm:
     variants: bool = False  # the bandit over the configured variants
     scripts: bool = False  # groups get composed introductions (judged by the bandit)
     replies: bool = False  # the reply model (with exploration)
+    # where a call's customer group comes from: the dial list (the true group), nowhere
+    # (everyone 'general'), or the interest model over the list features (issue 18)
+    groups: Literal["list", "none", "predicted"] = "list"
 
 
+EVERY_LOOP = {"intro": True, "variants": True, "scripts": True, "replies": True}
+# issue 18: the same list with no groups, and with groups from the predicted interests
+PERSONALISED_ARMS = (
+    Arm("all loops, no groups", **EVERY_LOOP, groups="none"),
+    Arm("all loops, predicted groups", **EVERY_LOOP, groups="predicted"),
+)
 ARMS = (
     Arm("fixed script"),
     Arm("failure-factor intro", intro=True),
@@ -248,12 +306,15 @@ class Simulation:
             group.base + self.rng.gauss(0, NOISE),
             self.rng.random() < group.annoyed,
             self.explanations,
+            list_features(group, self.rng),
             rng=random.Random(self.rng.random()),
         )
 
     async def call(self, n: int, caller: Caller | None = None) -> dict[str, Any]:
         caller = caller or self.caller()
         group = caller.group
+        number = f"+1555{n:07d}"
+        customer = await self._customer(n, number, caller)
         arm, cfg = self.arm, self._serving_config()
         source = self.learning.variant_source(cfg) if arm.variants else None
         replies = self.learning.reply_chooser(cfg) if arm.replies else ReplyChooser()
@@ -265,10 +326,10 @@ class Simulation:
             self.identity,
             call_id=f"sim-{self.seed}-{n}",
             direction="outbound",
-            remote=f"+1555{n:07d}",
+            remote=number,
             t=t,
             campaign=CAMPAIGN,
-            customer=Customer(f"cust-{n}", group.name),
+            customer=customer,
             variants=source or _equal_shares,
             replies=replies,
         )
@@ -294,8 +355,20 @@ class Simulation:
         await self._learn(group.name, outcome)
         return outcome
 
+    async def _customer(self, n: int, number: str, caller: Caller) -> Customer:
+        """Who the box thinks it calls: the list's group, none, or the predicted one."""
+        if self.arm.groups == "list":
+            return Customer(f"cust-{n}", caller.group.name)
+        if self.arm.groups == "none":
+            return Customer(f"cust-{n}")
+        listed = ListedCustomer(0, number, number, {"customer_id": f"cust-{n}"}, caller.features)
+        self.history.store_customers([listed], CAMPAIGN, "sim")
+        group, interests = await self.learning.customer_group(CAMPAIGN, number, None)
+        return Customer(f"cust-{n}", group, interests)
+
     async def _learn(self, group: str, outcome: dict[str, Any]) -> None:
         arm = self.arm
+        group = outcome.get("customer_group") or group
         if arm.intro and outcome.get("outcome") == "failed":
             await self.learning.review_intro(CAMPAIGN)
         if arm.variants:
@@ -316,6 +389,10 @@ class Simulation:
                     feedback=rules.feedback,
                 )
                 self.learning.load_reply_model()
+            if arm.groups == "predicted" and self.calls_since_training == 0:
+                samples = read_interest_samples(self.history.path)
+                model, _ = train_interests(samples, list(self.cfg.topics), date.today())
+                self.learning.interest_model = model or self.learning.interest_model
 
     async def run(self, calls: int) -> list[bool]:
         """Whether each call was a sale, in order."""

@@ -117,9 +117,8 @@ def calls_of(history: History, customers: list[tuple[dict, set[str]]]) -> None:
         history.record(
             {**base, "type": "call.started", "remote": f"+8613800{i:06d}", "campaign": "retail-zh"}
         )
-        history.record(
-            {**base, "type": "turn", "turn": 1, "utterance": "?", "reply": {"topic": topic}}
-        )
+        reply = {"topic": topic, "answer": "topic"}  # the caller asked about it
+        history.record({**base, "type": "turn", "turn": 1, "utterance": "?", "reply": reply})
         history.record(
             {"schema": "edgecall.outcome/1", "call_id": call_id, "outcome": "failed", "turns": 1}
         )
@@ -150,3 +149,52 @@ async def test_the_daemon_trains_it_and_a_customer_is_called_in_their_interests_
     kept, predicted = await box.learning.customer_group("retail-zh", "+8613800000000", "vip")
     assert kept == "vip" and predicted
     assert await box.learning.customer_group("retail-zh", "+10000", None) == (None, None)
+
+
+def test_interest_is_what_callers_ask_or_buy_after_hearing_not_the_factor(tmp_path):
+    history = History(tmp_path / "history.sqlite", keep_days=90)
+    calls_of(history, [({"purchase_count": 1, "categories": ["x"], "clicks": 1}, {"data"})])
+    base = {"schema": "edgecall.event/1", "call_id": "k0"}
+    history.record(
+        {
+            **base,
+            "type": "turn",
+            "turn": 2,
+            "utterance": "no",
+            "factor": {"topic": "price"},
+            "reply": {"topic": "price", "answer": "factor"},
+        }
+    )
+    ((_, named),) = read_samples(history.path)
+    assert named == {"data"}  # the factor the robot's words gave is not an interest
+    history.store_group_script(
+        "retail-zh", "likes-contract", "product_intro@likes-contract", "t", ["contract"]
+    )
+    sold = {
+        "schema": "edgecall.event/1",
+        "call_id": "k0",
+        "type": "flow",
+        "node": "intro",
+        "variant": "product_intro@likes-contract",
+    }
+    history.record(
+        {
+            "schema": "edgecall.event/1",
+            "type": "call.started",
+            "call_id": "s1",
+            "remote": "+8613800000000",
+            "campaign": "retail-zh",
+        }
+    )
+    history.record({**sold, "call_id": "s1", "seq": 1})
+    history.record(
+        {
+            "schema": "edgecall.outcome/1",
+            "call_id": "s1",
+            "outcome": "completed",
+            "agreed": True,
+            "turns": 0,
+        }
+    )
+    ((_, named),) = read_samples(history.path)
+    assert named == {"data", "contract"}  # bought after hearing contract explained first

@@ -284,11 +284,12 @@ class InterestRuleConfig(ConfigModel):
         "they most likely care about ('likes-<topic>'), whose introduction explains it first.",
     )
     threshold: float = Field(
-        0.5,
+        0.3,
         gt=0,
         lt=1,
         description="A customer joins a topic's group only when the predicted chance that "
-        "they care about it is at least this.",
+        "they care about it is at least this (with four topics, 0.3 is above the share "
+        "who ask about any one of them).",
     )
 
 
