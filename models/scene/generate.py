@@ -61,6 +61,16 @@ def ar1(n: int, tau_s: float, sigma_db: float, rng: np.random.Generator) -> np.n
     return x
 
 
+def bursts(n: int, p_off: float, p_on: float, rng: np.random.Generator) -> np.ndarray:
+    """Bursty loss: a two-state chain that goes off with p_off per second, back with p_on."""
+    out = np.zeros(n, dtype=bool)
+    off = False
+    for t in range(n):
+        off = (rng.random() > p_on) if off else (rng.random() < p_off)
+        out[t] = off
+    return out
+
+
 def _stationary(n: int, base: float, rng: np.random.Generator) -> np.ndarray:
     """A caller standing or sitting still: stable level, slow shadowing, small noise."""
     x = base + ar1(n, rng.uniform(10, 40), rng.uniform(1.0, 3.0), rng)

@@ -31,7 +31,7 @@ differ from generate.py (story A) wherever A made a choice. In short:
 from __future__ import annotations
 
 import numpy as np
-from generate import SCENE_NAMES
+from generate import SCENE_NAMES, bursts
 
 MIN_CALL_S = 15
 MAX_CALL_S = 600
@@ -93,6 +93,24 @@ def _moving(n: int, base: float, rng: np.random.Generator) -> np.ndarray:
     return base + walk + steps + fading
 
 
+def _events(
+    n: int,
+    dur: tuple[float, float],
+    gap: tuple[float, float],
+    min_start: int,
+    rng: np.random.Generator,
+) -> tuple[int, list[int], list[int]]:
+    """1-3 events: (start of the first, durations, gaps between); 40 % of calls end
+    inside the last one (the caller hung up or the call dropped)."""
+    count = int(rng.integers(1, 4))
+    durs = [int(rng.uniform(*dur)) for _ in range(count)]
+    gaps = [int(rng.uniform(*gap)) for _ in range(count - 1)]
+    span = sum(durs) + sum(gaps)
+    if rng.random() < 0.4:
+        return n - span + int(rng.uniform(0.2, 0.8) * durs[-1]), durs, gaps
+    return int(rng.uniform(min_start, max(min_start + 1, n - span))), durs, gaps
+
+
 def _normal(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     x = _still(n, rng.uniform(-105, -55), rng)
     if rng.random() < 0.4:
@@ -105,14 +123,7 @@ def _normal(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 def _elevator(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     x = _still(n, rng.uniform(-95, -55), rng)
     outage = np.zeros(n, dtype=bool)
-    rides = int(rng.integers(1, 4))
-    durs = [int(rng.uniform(5, 40)) for _ in range(rides)]
-    gaps = [int(rng.uniform(10, 60)) for _ in range(rides - 1)]
-    span = sum(durs) + sum(gaps)
-    if rng.random() < 0.4:  # the call ends inside the last ride
-        s = n - span + int(rng.uniform(0.2, 0.8) * durs[-1])
-    else:
-        s = int(rng.uniform(3, max(4, n - span)))
+    s, durs, gaps = _events(n, (5, 40), (10, 60), 3, rng)
     for i, dur in enumerate(durs):
         e = s + dur
         depth = rng.uniform(15, 40)
@@ -147,14 +158,7 @@ def _tunnel(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     base = rng.uniform(-95, -65)
     x = _moving(n, base, rng)
     outage = np.zeros(n, dtype=bool)
-    count = int(rng.integers(1, 4))
-    durs = [int(rng.uniform(8, 90)) for _ in range(count)]
-    gaps = [int(rng.uniform(15, 60)) for _ in range(count - 1)]
-    span = sum(durs) + sum(gaps)
-    if rng.random() < 0.4:  # the call ends inside the last tunnel
-        s = n - span + int(rng.uniform(0.2, 0.8) * durs[-1])
-    else:
-        s = int(rng.uniform(5, max(6, n - span)))
+    s, durs, gaps = _events(n, (8, 90), (15, 60), 5, rng)
     for i, dur in enumerate(durs):
         e, edge = s + dur, int(rng.integers(2, 9))
         w = _raised_cosine(n, s, e, edge)
@@ -174,13 +178,7 @@ def _driving(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _moving(n, rng.uniform(-105, -65), rng), np.zeros(n, dtype=bool)
 
 
-_BUILDERS = {
-    "normal": _normal,
-    "elevator": _elevator,
-    "basement": _basement,
-    "tunnel": _tunnel,
-    "driving": _driving,
-}
+_BUILDERS = {scene: globals()[f"_{scene}"] for scene in SCENE_NAMES}
 
 
 def _held(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -198,13 +196,7 @@ def _report(level: np.ndarray, outage: np.ndarray, rng: np.random.Generator) -> 
     x = np.where(outage, np.nan, x)
     x = _held(x, rng)
     x = np.clip(np.floor((x - lo) / step) * step + lo, lo, hi)
-    p_off, p_on = rng.uniform(0, 0.03), rng.uniform(0.3, 0.7)
-    off = False
-    for t in range(len(x)):
-        off = (rng.random() > p_on) if off else (rng.random() < p_off)
-        if off:
-            x[t] = np.nan
-    return x
+    return np.where(bursts(len(x), rng.uniform(0, 0.03), rng.uniform(0.3, 0.7), rng), np.nan, x)
 
 
 def generate_trace(scene: str, rng: np.random.Generator, length: int | None = None) -> np.ndarray:

@@ -72,13 +72,25 @@ def _normal(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _still(n, rng.uniform(-115, -65), rng), np.zeros(n, dtype=bool)
 
 
+def _fade(
+    x: np.ndarray,
+    ramp: tuple[float, float],
+    dwell: tuple[float, float],
+    depth: tuple[float, float],
+    p_outage: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One linear fade (down, flat, up); with p_outage, no service all along the flat
+    part; half the calls end inside it."""
+    n = len(x)
+    down, inside, up = int(rng.uniform(*ramp)), int(rng.uniform(*dwell)), int(rng.uniform(*ramp))
+    w = _piecewise(n, _end_inside_or_not(n, down, inside, 0.5, rng), down, inside, up)
+    outage = (w >= 1.0) & (rng.random() < p_outage)
+    return x - rng.uniform(*depth) * w, outage
+
+
 def _elevator(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    x = _still(n, rng.uniform(-100, -65), rng)
-    down, dwell, up = int(rng.uniform(2, 7)), int(rng.uniform(15, 90)), int(rng.uniform(2, 7))
-    s = _end_inside_or_not(n, down, dwell, 0.5, rng)
-    w = _piecewise(n, s, down, dwell, up)
-    outage = (w >= 1.0) & (rng.random() < 0.7)
-    return x - rng.uniform(20, 35) * w, outage
+    return _fade(_still(n, rng.uniform(-100, -65), rng), (2, 7), (15, 90), (20, 35), 0.7, rng)
 
 
 def _basement(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -99,24 +111,14 @@ def _basement(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 
 def _tunnel(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     x = _highway(n, rng.uniform(-100, -70), rng)
-    down, dwell, up = int(rng.uniform(2, 11)), int(rng.uniform(30, 300)), int(rng.uniform(2, 11))
-    s = _end_inside_or_not(n, down, dwell, 0.5, rng)
-    w = _piecewise(n, s, down, dwell, up)
-    outage = (w >= 1.0) & (rng.random() < 0.9)
-    return x - rng.uniform(35, 55) * w, outage
+    return _fade(x, (2, 11), (30, 300), (35, 55), 0.9, rng)
 
 
 def _driving(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _highway(n, rng.uniform(-105, -70), rng), np.zeros(n, dtype=bool)
 
 
-_BUILDERS = {
-    "normal": _normal,
-    "elevator": _elevator,
-    "basement": _basement,
-    "tunnel": _tunnel,
-    "driving": _driving,
-}
+_BUILDERS = {scene: globals()[f"_{scene}"] for scene in SCENE_NAMES}
 
 
 def _report(level: np.ndarray, outage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
