@@ -14,13 +14,13 @@ A third world for the scene CNN (issue 19), different from story A
 - normal: -115..-65 dBm (weak indoor coverage included), piecewise-constant
   cell reselections of 3-6 dB every 30-200 s.
 - elevator: one ride in a tall building: linear drop over 2-6 s by 20-35 dB,
-  15-90 s inside with service lost 70 % of the time, linear recovery 2-6 s;
+  15-90 s inside, service lost all along in 70 % of rides, linear recovery 2-6 s;
   50 % of calls end inside.
 - basement: a linear descent of 10-90 s down to -110..-125 dBm; below -120 dBm
   service is lost more and more often; 15 % start underground, 10 % leave.
 - tunnel: highway driving (handover steps of 4-12 dB every 10-40 s, fast
   fading sd 3-6 dB correlated over 1-2 s), then a long tunnel of 30-300 s, linear
-  ramps of 2-10 s, 35-55 dB down, no service 90 % of the time; 50 % end inside.
+  ramps of 2-10 s, 35-55 dB down, no service in 90 % of tunnels; 50 % end inside.
 - driving: the same highway driving.
 """
 
