@@ -9,9 +9,12 @@
   the scale and zero point stored in the file); the logits are dequantized
   and only the softmax runs in float32.
 
-Both are evaluated on the 8:2 test split and on a fresh set from another
-generator seed (the same one tests/models/test_scene.py uses); the figures go
-into manifest.json. Run after train.py, via `make -C models scene`.
+The leave-one-story-out models (`train.py --logo`, the chosen feature set) are
+exported the same way into logo/ with their own manifest, so the held-out
+figures are those of int8 files run by `CnnSceneClassifier`, as the daemon runs
+them. Every model is judged on fresh traces of each story (TEST_SEED, which
+tests/models/test_scene.py also uses); the figures go into manifest.json. Run
+after train.py, via `make -C models scene`.
 """
 
 from __future__ import annotations
@@ -21,31 +24,31 @@ import sys
 import time
 from pathlib import Path
 
-import generate
+import evaluate
 import numpy as np
+import stories
 import torch
 import train  # before edgecall: it puts daemon/ on sys.path
-from train import HERE, SCENES, WORK, SceneCNN, WithSoftmax
+from train import FEATURE_SETS, FEATURES, HERE, SCENES, WORK, SceneCNN, WithSoftmax
 
 from edgecall.inference.manifest import sha256_of
-from edgecall.inference.scene import BACKENDS
-from edgecall.inference.scene_features import CHANNELS, WINDOW_S, batch_features
+from edgecall.inference.scene import CnnSceneClassifier
+from edgecall.inference.scene_features import CHANNELS, WINDOW_S
 
 ONNX_OUT = HERE / "scene_int8.onnx"
 TFLITE_OUT = HERE / "scene_int8.tflite"
 MANIFEST = HERE / "manifest.json"
+LOGO_DIR = HERE / "logo"
 CALIBRATION = 400
-FRESH_SEED = 4242  # also in tests/models/test_scene.py
-FRESH_PER_SCENE = 200
 
 
-def _float_model() -> torch.nn.Module:
-    net = SceneCNN()
-    net.load_state_dict(torch.load(train.WEIGHTS, weights_only=True))
+def _float_model(weights: Path) -> torch.nn.Module:
+    net = SceneCNN(len(FEATURE_SETS[FEATURES]))
+    net.load_state_dict(torch.load(weights, weights_only=True))
     return WithSoftmax(net).eval()
 
 
-def export_onnx(model: torch.nn.Module, calib: np.ndarray) -> None:
+def export_onnx(model: torch.nn.Module, calib: np.ndarray, out: Path) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -55,8 +58,8 @@ def export_onnx(model: torch.nn.Module, calib: np.ndarray) -> None:
         quantize_static,
     )
 
-    fp32 = WORK / "scene_fp32.onnx"
-    pre = WORK / "scene_fp32_pre.onnx"
+    fp32 = WORK / f"{out.stem}_fp32.onnx"
+    pre = WORK / f"{out.stem}_fp32_pre.onnx"
     torch.onnx.export(
         model,
         (torch.from_numpy(calib[:1]),),
@@ -79,7 +82,7 @@ def export_onnx(model: torch.nn.Module, calib: np.ndarray) -> None:
 
     quantize_static(
         str(pre),
-        str(ONNX_OUT),
+        str(out),
         Reader(),
         quant_format=QuantFormat.QDQ,
         per_channel=True,
@@ -89,7 +92,7 @@ def export_onnx(model: torch.nn.Module, calib: np.ndarray) -> None:
     )
 
 
-def export_tflite(model: torch.nn.Module, calib: np.ndarray) -> None:
+def export_tflite(model: torch.nn.Module, calib: np.ndarray, out: Path) -> None:
     import litert_torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
@@ -109,13 +112,7 @@ def export_tflite(model: torch.nn.Module, calib: np.ndarray) -> None:
     # graph module only keeps a stale `training` flag, which the converter warns about
     graph.training = False
     edge = litert_torch.convert(graph, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
-    edge.export(str(TFLITE_OUT))
-
-
-def backend_predict(path: Path, x: np.ndarray) -> np.ndarray:
-    """Predictions through the runtime's own backend code (edgecall.inference.scene)."""
-    backend = BACKENDS[path.suffix](path, 2)
-    return np.asarray([int(np.argmax(backend.probabilities(x[i : i + 1]))) for i in range(len(x))])
+    edge.export(str(out))
 
 
 def tflite_int8_summary() -> dict[str, int]:
@@ -134,6 +131,51 @@ def _file_entry(path: Path) -> dict[str, object]:
     return {"sha256": sha256_of(path), "bytes": path.stat().st_size}
 
 
+def export_pair(weights: Path, calib: np.ndarray, onnx_out: Path) -> tuple[Path, Path]:
+    """Both int8 files of one trained net; returns (onnx, tflite) paths."""
+    model = _float_model(weights)
+    tflite_out = onnx_out.with_suffix(".tflite")
+    export_onnx(model, calib, onnx_out)
+    export_tflite(model, calib, tflite_out)
+    return onnx_out, tflite_out
+
+
+def judge(files: tuple[Path, Path], story: str) -> dict[str, object]:
+    """Figures of both files, through CnnSceneClassifier, on fresh traces of one story."""
+    traces, y = train.test_set(story)
+    out: dict[str, object] = {}
+    preds = []
+    for path in files:
+        clf = CnnSceneClassifier(path, threads=1)
+        m, pred = evaluate.classifier_figures(clf, traces, y, evaluate.MIN_SCENE_CONFIDENCE)
+        out[path.suffix[1:]] = m
+        preds.append(pred)
+    out["onnx_tflite_agreement"] = round(float((preds[0] == preds[1]).mean()), 4)
+    tflite = CnnSceneClassifier(files[1], threads=1)
+    out["tflite_accuracy_by_fraction_seen"] = evaluate.accuracy_by_fraction(traces, y, tflite)
+    return out
+
+
+def _write_manifest(path: Path, files: list[Path], extra: dict[str, object]) -> None:
+    manifest = {
+        "name": "scene-cnn",
+        "version": "2",
+        "license": "Apache-2.0",
+        "toolchain": _versions(),
+        "produced_by": "make -C models scene",
+        "labels": list(SCENES),
+        **extra,
+        "files": {p.name: _file_entry(p) for p in files},
+    }
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _brief(m: dict[str, object]) -> str:
+    return ", ".join(
+        f"{k} {m[k]}" for k in ("accuracy", "recall", "ece", "decided", "wrong_scene_rate")
+    )
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -145,64 +187,75 @@ def main() -> int:
     t0 = time.monotonic()
     torch.manual_seed(train.SEED)
     torch.set_num_threads(2)
-    x_train, _, x_test, y_test = train.dataset()
-    calib = x_train[np.random.default_rng(train.SEED + 2).permutation(len(x_train))[:CALIBRATION]]
-    fresh_traces, y_fresh = generate.generate_dataset(FRESH_PER_SCENE, FRESH_SEED, SCENES)
-    x_fresh = batch_features(fresh_traces)
-
-    model = _float_model()
-    export_onnx(model, calib)
-    export_tflite(model, calib)
-    print(f"exported in {time.monotonic() - t0:.0f} s")
-
-    metrics: dict[str, object] = {}
-    for name, x, y in (("split_test", x_test, y_test), ("fresh_seed", x_fresh, y_fresh)):
-        p_float = train.predict(model.net, x)
-        p_onnx, p_tfl = backend_predict(ONNX_OUT, x), backend_predict(TFLITE_OUT, x)
-        m = {
-            "traces": len(y),
-            "float_accuracy": round(float((p_float == y).mean()), 4),
-            "onnx_int8_accuracy": round(float((p_onnx == y).mean()), 4),
-            "tflite_int8_accuracy": round(float((p_tfl == y).mean()), 4),
-            "onnx_tflite_agreement": round(float((p_onnx == p_tfl).mean()), 4),
-            "tflite_confusion": train.confusion(y, p_tfl).tolist(),
-        }
-        metrics[name] = m
-        print(
-            f"{name} ({len(y)} traces): "
-            + ", ".join(f"{k} {v}" for k, v in m.items() if k != "tflite_confusion")
-        )
-        print(train.format_confusion(np.asarray(m["tflite_confusion"])))
-    metrics["fresh_seed"]["seed"] = FRESH_SEED  # type: ignore[index]
-    metrics["tflite_tensor_types"] = tflite_int8_summary()
-    metrics["train"] = json.loads(train.TRAIN_METRICS.read_text())
-
-    manifest = {
-        "name": "scene-cnn",
-        "version": "1",
-        "license": "Apache-2.0",
-        "source": f"trained here from generate.py seed {train.SEED}",
-        "toolchain": _versions(),
-        "produced_by": "make -C models scene",
-        "labels": list(SCENES),
-        "input": {
-            "name": "trace",
-            "shape": [1, CHANNELS, WINDOW_S],
-            "dtype": "float32",
-            "features": "edgecall.inference.scene_features.features",
+    channels = FEATURE_SETS[FEATURES]
+    names = tuple(stories.STORIES)
+    LOGO_DIR.mkdir(exist_ok=True)
+    logo: dict[str, object] = {}
+    logo_files: list[Path] = []
+    for held_out in names:
+        rest = tuple(s for s in names if s != held_out)
+        x, _ = train.training_set(rest, train.AUGMENT)
+        calib = np.ascontiguousarray(x[:CALIBRATION][:, channels])
+        weights = WORK / f"fold_{train.variant_name(FEATURES, train.AUGMENT)}_{held_out}.pt"
+        files = export_pair(weights, calib, LOGO_DIR / f"scene_without_{held_out}.onnx")
+        logo_files.extend(files)
+        # a partial manifest so CnnSceneClassifier verifies and loads the fold files now
+        _write_manifest(LOGO_DIR / "manifest.json", logo_files, {})
+        logo[held_out] = judge(files, held_out)
+        for kind in ("onnx", "tflite"):
+            print(f"logo {held_out} {kind}: {_brief(logo[held_out][kind])}", flush=True)
+    _write_manifest(
+        LOGO_DIR / "manifest.json",
+        logo_files,
+        {
+            "source": f"train.py --logo, seed {train.SEED}, "
+            f"{train.variant_name(FEATURES, train.AUGMENT)}: "
+            "scene_without_<story> was trained on every story but <story>",
+            "input": {"shape": [1, CHANNELS, WINDOW_S], "features": FEATURES},
+            "metrics": {"held_out_story": logo},
         },
-        "output": {"name": "probs", "shape": [1, len(SCENES)], "dtype": "float32"},
-        "quantization": {
-            "scene_int8.onnx": "static QDQ: int8 per-channel weights, uint8 activations "
-            f"(MinMax on {CALIBRATION} training traces)",
-            "scene_int8.tflite": "PT2E static full-integer: int8 per-channel weights, int8 "
-            f"activations (histogram on {CALIBRATION} training traces), int8 input, "
-            "float32 output",
+    )
+
+    x, _ = train.training_set(names, train.AUGMENT)
+    calib = np.ascontiguousarray(x[:CALIBRATION][:, channels])
+    files = export_pair(train.WEIGHTS, calib, ONNX_OUT)
+    _write_manifest(MANIFEST, list(files), {})
+    fresh = {story: judge(files, story) for story in names}
+    for story, m in fresh.items():
+        print(f"fresh {story} tflite: {_brief(m['tflite'])}", flush=True)
+    print(f"exported and judged in {time.monotonic() - t0:.0f} s")
+    _write_manifest(
+        MANIFEST,
+        list(files),
+        {
+            "source": f"trained here from stories {', '.join(names)} (stories.py), "
+            f"seed {train.SEED}",
+            "input": {
+                "name": "trace",
+                "shape": [1, CHANNELS, WINDOW_S],
+                "dtype": "float32",
+                "features": "edgecall.inference.scene_features.features",
+            },
+            "output": {"name": "probs", "shape": [1, len(SCENES)], "dtype": "float32"},
+            "quantization": {
+                "scene_int8.onnx": "static QDQ: int8 per-channel weights, uint8 activations "
+                f"(MinMax on {CALIBRATION} training traces)",
+                "scene_int8.tflite": "PT2E static full-integer: int8 per-channel weights, int8 "
+                f"activations (histogram on {CALIBRATION} training traces), int8 input, "
+                "float32 output",
+            },
+            "metrics": {
+                "min_scene_confidence": evaluate.MIN_SCENE_CONFIDENCE,
+                "test_seed": train.TEST_SEED,
+                "test_per_scene": train.TEST_PER_SCENE,
+                "leave_one_story_out": logo,
+                "fresh": fresh,
+                "feature_sets_float_logo": json.loads(train.LOGO_METRICS.read_text()),
+                "tflite_tensor_types": tflite_int8_summary(),
+                "train": json.loads(train.TRAIN_METRICS.read_text()),
+            },
         },
-        "files": {p.name: _file_entry(p) for p in (ONNX_OUT, TFLITE_OUT)},
-        "metrics": metrics,
-    }
-    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    )
     print(f"wrote {MANIFEST.name} in {time.monotonic() - t0:.0f} s")
     return 0
 

@@ -50,7 +50,7 @@ RSRP_MAX_DBM = -44.0
 NO_SERVICE_DBM = -130.0
 
 
-def _ar1(n: int, tau_s: float, sigma_db: float, rng: np.random.Generator) -> np.ndarray:
+def ar1(n: int, tau_s: float, sigma_db: float, rng: np.random.Generator) -> np.ndarray:
     """Slow log-normal shadowing: AR(1) with correlation time tau_s and std sigma_db."""
     a = float(np.exp(-1.0 / tau_s))
     e = rng.normal(0.0, sigma_db * np.sqrt(1.0 - a * a), n)
@@ -61,9 +61,19 @@ def _ar1(n: int, tau_s: float, sigma_db: float, rng: np.random.Generator) -> np.
     return x
 
 
+def bursts(n: int, p_off: float, p_on: float, rng: np.random.Generator) -> np.ndarray:
+    """Bursty loss: a two-state chain that goes off with p_off per second, back with p_on."""
+    out = np.zeros(n, dtype=bool)
+    off = False
+    for t in range(n):
+        off = (rng.random() > p_on) if off else (rng.random() < p_off)
+        out[t] = off
+    return out
+
+
 def _stationary(n: int, base: float, rng: np.random.Generator) -> np.ndarray:
     """A caller standing or sitting still: stable level, slow shadowing, small noise."""
-    x = base + _ar1(n, rng.uniform(10, 40), rng.uniform(1.0, 3.0), rng)
+    x = base + ar1(n, rng.uniform(10, 40), rng.uniform(1.0, 3.0), rng)
     return x + rng.normal(0.0, rng.uniform(0.5, 1.5), n)
 
 
@@ -84,7 +94,7 @@ def _driving(n: int, base: float, rng: np.random.Generator) -> np.ndarray:
         if hi > lo:
             level[lo:hi] = shape[lo - t : hi - t]
         t += seg
-    level += _ar1(n, rng.uniform(3, 8), rng.uniform(2.0, 4.0), rng)
+    level += ar1(n, rng.uniform(3, 8), rng.uniform(2.0, 4.0), rng)
     return level + rng.normal(0.0, rng.uniform(2.5, 4.0), n)
 
 
@@ -162,7 +172,7 @@ def _basement(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
         att[out_at : out_at + k] = depth * _ramp(k)[::-1]
         att[out_at + k :] = 0.0
     under = att > 0.5 * depth
-    att += under * (_ar1(n, rng.uniform(3, 10), rng.uniform(4, 7), rng))
+    att += under * (ar1(n, rng.uniform(3, 10), rng.uniform(4, 7), rng))
     att += under * rng.normal(0, rng.uniform(1.5, 3.0), n)
     # bursty loss of service underground (two-state Markov chain)
     outage = np.zeros(n, dtype=bool)
@@ -239,16 +249,23 @@ def generate_trace(scene: str, rng: np.random.Generator, length: int | None = No
     return _report(level, outage, rng)
 
 
+TraceFn = Callable[[str, np.random.Generator], np.ndarray]
+
+
 def generate_dataset(
-    per_scene: int, seed: int, scenes: tuple[str, ...] = SCENE_NAMES
+    per_scene: int,
+    seed: int,
+    scenes: tuple[str, ...] = SCENE_NAMES,
+    trace_fn: TraceFn = generate_trace,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """`per_scene` traces of each scene, shuffled; labels index into `scenes`."""
+    """`per_scene` traces of each scene from `trace_fn` (a story's generate_trace),
+    shuffled; labels index into `scenes`."""
     rng = np.random.default_rng(seed)
     traces: list[np.ndarray] = []
     labels: list[int] = []
     for i, scene in enumerate(scenes):
         for _ in range(per_scene):
-            traces.append(generate_trace(scene, rng))
+            traces.append(trace_fn(scene, rng))
             labels.append(i)
     order = rng.permutation(len(traces))
     return [traces[i] for i in order], np.asarray(labels, dtype=np.int64)[order]

@@ -1,10 +1,17 @@
-"""Scene CNN speed on this machine: load time, per-trace latency and RSS per backend.
+"""Scene CNN figures and speed on this machine (issue 19: the table the card quotes).
 
-Run: `.venv/bin/python tests/bench/bench_scene.py [--traces 300]`. Each
-(backend, threads) case runs in its own process, so RSS is that case alone.
-Load time includes the sha256 check of the model file; latency is one
-`classify()` call (feature preparation + inference) on generated traces of
-20-300 s.
+Run: `.venv/bin/python tests/bench/bench_scene.py [--traces 300]`.
+
+First the figures, through `CnnSceneClassifier` on fresh traces of each story
+(models/scene/stories.py, seed 4242, 200 per scene): leave-one-story-out (the
+logo/ model trained without the story) and the shipped model, per file type:
+accuracy, per-scene recall, expected calibration error, the share of calls the
+model decides at the shipped `min_scene_confidence` and the wrong-scene rate
+among them, ONNX/TFLite agreement, and accuracy when only the first part of the
+call is seen. Then speed: each (backend, threads) case runs in its own process,
+so RSS is that case alone; load time includes the sha256 check of the model
+file; latency is one `classify()` call (features + inference) on generated
+traces of 15-900 s.
 """
 
 from __future__ import annotations
@@ -29,13 +36,62 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _scene_module(name: str):
+    """A module of models/scene (they import each other by plain name)."""
+    if str(SCENE_DIR) not in sys.path:
+        sys.path.insert(0, str(SCENE_DIR))
+    return importlib.import_module(name)
+
+
 def _traces(n: int) -> list[list[float | None]]:
-    spec = importlib.util.spec_from_file_location("scene_generate", SCENE_DIR / "generate.py")
-    assert spec is not None and spec.loader is not None
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    traces, _ = gen.generate_dataset(max(1, n // len(gen.SCENE_NAMES)), 99)
-    return [gen.as_reported(t) for t in traces]
+    stories, gen = _scene_module("stories"), _scene_module("generate")
+    per = max(1, n // (len(gen.SCENE_NAMES) * len(stories.STORIES)))
+    return [
+        gen.as_reported(t) for s in stories.STORIES for t in stories.story_dataset(s, per, 99)[0]
+    ]
+
+
+def figures() -> None:
+    """The accuracy table: leave-one-story-out and shipped, both file types."""
+    from edgecall.inference.scene import CnnSceneClassifier
+
+    stories, evaluate = _scene_module("stories"), _scene_module("evaluate")
+    head = (
+        f"{'model':<20}{'story':>6}{'type':>7}{'acc':>7}{'min rec':>8}{'ECE':>7}"
+        f"{'decided':>8}{'wrong':>7}{'agree':>7}  acc at 25/50/75/100 % of the call"
+    )
+    print(head)
+    print("-" * len(head))
+    for story in stories.STORIES:
+        traces, y = stories.story_dataset(story, 200, 4242)
+        for label, stem in (("held out", f"logo/scene_without_{story}"), ("shipped", "scene_int8")):
+            preds = {}
+            for kind in ("onnx", "tflite"):
+                clf = CnnSceneClassifier(SCENE_DIR / f"{stem}.{kind}", threads=1)
+                m, preds[kind] = evaluate.classifier_figures(
+                    clf, traces, y, evaluate.MIN_SCENE_CONFIDENCE
+                )
+                agree = float((preds["onnx"] == preds[kind]).mean())
+                by_f = evaluate.accuracy_by_fraction(traces, y, clf)
+                print(
+                    f"{label:<20}{story:>6}{kind:>7}{m['accuracy']:>7.3f}"
+                    f"{min(m['recall'].values()):>8.3f}{m['ece']:>7.3f}{m['decided']:>8.3f}"
+                    f"{m['wrong_scene_rate']:>7.3f}{agree:>7.3f}  "
+                    + " / ".join(f"{v:.3f}" for v in by_f.values())
+                )
+                if label == "held out":
+                    print(
+                        " " * 20
+                        + "recall "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in m["recall"].items())
+                    )
+    print(
+        f"(min_scene_confidence {evaluate.MIN_SCENE_CONFIDENCE}; 1000 traces per story; "
+        "agree = same scene as the ONNX file)"
+    )
+    for name in ("scene_int8.onnx", "scene_int8.tflite"):
+        print(f"{name}: {(SCENE_DIR / name).stat().st_size / 1000:.1f} kB")
+    print()
 
 
 def one_case(filename: str, threads: int, n: int) -> dict[str, float]:
@@ -75,6 +131,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(one_case(args.one[0], int(args.one[1]), args.traces)))
         return 0
+    figures()
     rows = []
     for filename, threads in CASES:
         out = subprocess.run(
@@ -103,9 +160,7 @@ def main() -> int:
             f"{filename:<19}{threads:>8}{r['load_ms']:>9.1f}{r['p50_ms']:>8.3f}"
             f"{r['p95_ms']:>8.3f}{r['rss_model_mb']:>9.1f}{r['rss_total_mb']:>8.1f}"
         )
-    print(
-        f"({rows[0][2]['traces']} traces of 20-300 s each; latency = classify(), features included)"
-    )
+    print(f"({rows[0][2]['traces']} traces of 15-900 s; latency = classify(), features included)")
     return 0
 
 
