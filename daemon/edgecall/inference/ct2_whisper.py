@@ -28,6 +28,7 @@ WINDOW_S = 30.0  # Whisper's own input length: the retry of a looping transcript
 # a decode that reaches the cap is looping.
 TOKENS_PER_S = 12
 MIN_TOKENS = 24
+MAX_TOKENS = 440  # Whisper's 448-token text context, less the prompt
 
 
 def _byte_level_alphabet() -> dict[str, int]:
@@ -103,10 +104,10 @@ class Ct2Whisper:
 
     def transcribe(self, samples: np.ndarray) -> str:
         """Text of one utterance (float32 at 16 kHz, at most 29.5 s), specials dropped."""
-        cap = min(MIN_TOKENS + int(TOKENS_PER_S * samples.size / SAMPLE_RATE), 440)
+        cap = min(MIN_TOKENS + int(TOKENS_PER_S * samples.size / SAMPLE_RATE), MAX_TOKENS)
         ids = self._decode(samples, samples.size / SAMPLE_RATE + FLOOR_PAD_S, cap)
         if loops(ids, cap):
-            ids = self._decode(samples, WINDOW_S, 440)
+            ids = self._decode(samples, WINDOW_S, MAX_TOKENS)
         data = b"".join(token_bytes(self._tokens[i]) for i in ids if i < self._eot)
         return data.decode("utf-8", errors="replace").strip()
 
