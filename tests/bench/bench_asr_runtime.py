@@ -80,15 +80,19 @@ class TimedModel:
 
 
 def espeak_set(tmp: Path) -> list[tuple[str, np.ndarray]]:
-    from tests.bench.bench_hearing import through_channel
-    from tests.harness.audio import make_wav
+    """The sentences at espeak-ng's own speed, converted without dither (-D): the same audio
+    every run."""
+    from tests.bench.bench_hearing import RATE, through_channel
 
     lines = (REPO / "models" / "whisper" / "eval_sentences.txt").read_text().splitlines()
+    wav, raw = tmp / "espeak.wav", tmp / "espeak.raw"
     out = []
     for text in (ln for ln in lines if ln.strip() and not ln.startswith("#")):
-        wav = make_wav(tmp / "espeak.wav", text, "en-us")
-        raw = tmp / "espeak.raw"
-        subprocess.run(["sox", str(wav), "-t", "raw", str(raw)], check=True)
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
+        subprocess.run(
+            ["sox", "-D", str(wav), "-r", str(RATE), "-c", "1", "-b", "16", "-t", "raw", str(raw)],
+            check=True,
+        )
         out.append((text, through_channel(raw.read_bytes(), tmp)))
     return out
 

@@ -25,7 +25,8 @@ FILES = ("model.bin", "vocabulary.txt", "config.json")  # what ctranslate2 reads
 FLOOR_PAD_S = 5.0  # silence after the utterance on the first, short decode
 WINDOW_S = 30.0  # Whisper's own input length: the retry of a looping transcript
 # Tokens an utterance can need per second (Mandarin: ~5 characters of up to 2 tokens):
-# a decode that reaches the cap is looping.
+# a decode that reaches the cap is looping, and the retry stops there too, so a looping
+# utterance costs at most twice its honest decoding (a worker must not seem hung).
 TOKENS_PER_S = 12
 MIN_TOKENS = 24
 MAX_TOKENS = 440  # Whisper's 448-token text context, less the prompt
@@ -107,7 +108,7 @@ class Ct2Whisper:
         cap = min(MIN_TOKENS + int(TOKENS_PER_S * samples.size / SAMPLE_RATE), MAX_TOKENS)
         ids = self._decode(samples, samples.size / SAMPLE_RATE + FLOOR_PAD_S, cap)
         if loops(ids, cap):
-            ids = self._decode(samples, WINDOW_S, MAX_TOKENS)
+            ids = self._decode(samples, WINDOW_S, cap)  # the cap bounds a loop's CPU
         data = b"".join(token_bytes(self._tokens[i]) for i in ids if i < self._eot)
         return data.decode("utf-8", errors="replace").strip()
 
