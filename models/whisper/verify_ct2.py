@@ -20,9 +20,10 @@ import ctranslate2
 import numpy as np
 import soundfile as sf
 import torch
-from features import log_mel
 from vocab import Vocabulary
 from whisper_net import Decoder, Encoder
+
+from edgecall.inference.whisper_features import log_mel  # the runtime's own front end
 
 HERE = Path(__file__).resolve().parent
 

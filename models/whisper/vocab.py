@@ -15,30 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecall.inference.ct2_whisper import token_bytes  # the runtime's own decoding
 
-def _byte_level_alphabet() -> dict[str, int]:
-    """GPT-2's printable stand-in character for each byte value."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, codes, strict=True)}
-
-
-_CHAR_TO_BYTE = _byte_level_alphabet()
 _LANG = re.compile(r"^<\|([a-z]{2,3}|haw|yue)\|>$")
-
-
-def token_bytes(token: str) -> bytes:
-    return bytes(_CHAR_TO_BYTE[ch] for ch in token)
 
 
 @dataclass(frozen=True)

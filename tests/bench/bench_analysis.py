@@ -9,7 +9,9 @@ clips), each call starting at a different point of it. Nothing waits for real ti
 figures are CPU seconds per second of call audio, i.e. the share of one core a call costs.
 
 Each stage is timed with the CPU clock of the thread that runs it (`time.thread_time`; the
-models run with one intra-op thread, in the calling thread): the VAD (silero, every 32 ms
+models run with one intra-op thread, in the calling thread; CTranslate2 decodes on a worker
+thread of its own, so the ASR stage also counts the CPU of the threads Python did not
+start, from /proc/self/task): the VAD (silero, every 32 ms
 window), ASR decoding (whisper, once per utterance, at the pause judge or the turn's end),
 the end-of-turn model (smart-turn, once per judged pause, on the judge's second thread),
 acoustic and text emotion (once per utterance). 'other' is the process's CPU time minus the
@@ -19,7 +21,7 @@ the SIP media and the call's asyncio tasks (bench_sip, bench_daemon).
 
 Run from the repository root:
   .venv/bin/python -m tests.bench.bench_analysis [--language en|zh] [--calls 1,8]
-      [--seconds 60]
+      [--seconds 60] [--asr config|sherpa-onnx|ct2|ct2-beam5]
 """
 
 # ruff: noqa: E402 - the BLAS setting below must come before numpy is imported
@@ -31,8 +33,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import contextlib
 import functools
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -46,6 +50,7 @@ from edgecall.config.loader import load_model
 from edgecall.config.root import EdgecallConfig
 from edgecall.inference import acoustic_emotion, asr, handlers, text_emotion, turn
 from edgecall.inference.settings import InferenceConfig
+from tests.bench.bench_asr_runtime import ASR_CHOICES, with_runtime
 from tests.bench.bench_daemon import caller_wav
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +70,20 @@ STAGES = {
 }
 
 
+NATIVE_THREADS_STAGE = "ASR decoding"  # CTranslate2's own threads are counted here
+
+
+def native_threads_cpu() -> float:
+    """CPU seconds of this process's threads that Python did not start (runtimes' pools)."""
+    python = {t.native_id for t in threading.enumerate()}
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        if int(task.name) not in python:
+            with contextlib.suppress(OSError, ValueError):  # the thread ended meanwhile
+                total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 class StageClock:
     """CPU seconds and calls per stage, from wrappers around the stage methods."""
 
@@ -80,13 +99,15 @@ class StageClock:
             self._undo.append(lambda cls=cls, name=name, f=original: setattr(cls, name, f))
 
     def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        clock = native_threads_cpu if stage == NATIVE_THREADS_STAGE else lambda: 0.0
+
         @functools.wraps(fn)
         def timed(*args: Any, **kw: Any) -> Any:
-            start = time.thread_time()
+            start, native = time.thread_time(), clock()
             try:
                 return fn(*args, **kw)
             finally:
-                self.cpu[stage] += time.thread_time() - start
+                self.cpu[stage] += time.thread_time() - start + clock() - native
                 self.calls[stage] += 1
 
         return timed
@@ -146,8 +167,11 @@ def run(language: str, calls: int, seconds: float, handler: Any) -> dict[str, An
     }
 
 
-def report(language: str, runs: list[dict[str, Any]]) -> None:
-    print(f"\n### Analysis CPU per call, by stage ({language}; ms of CPU per second of audio)\n")
+def report(language: str, runs: list[dict[str, Any]], asr: str) -> None:
+    print(
+        f"\n### Analysis CPU per call, by stage ({language}, ASR runtime: {asr}; "
+        "ms of CPU per second of audio)\n"
+    )
     names = list(STAGES.values()) + ["other", "total"]
     print("| calls | " + " | ".join(names) + " | calls per core (CPU) |")
     print("|---|" + "---|" * (len(names) + 1))
@@ -177,8 +201,11 @@ def main() -> None:
     ap.add_argument("--language", choices=["en", "zh"], default="en")
     ap.add_argument("--calls", default="1,8", help="calls fed at once, comma-separated")
     ap.add_argument("--seconds", type=float, default=60.0, help="audio per call")
+    ap.add_argument(
+        "--asr", choices=ASR_CHOICES, default="config", help="Whisper runtime of every ASR model"
+    )
     args = ap.parse_args()
-    cfg = load_model(REPO / "config.yaml", EdgecallConfig)
+    cfg = with_runtime(load_model(REPO / "config.yaml", EdgecallConfig), args.asr)
     handler = handlers.CallAnalysisHandler()
     handler.load(InferenceConfig.from_config(cfg, REPO))
     runs = []
@@ -186,7 +213,7 @@ def main() -> None:
         handler.feed("warm-up", args.language, np.zeros(RATE, np.int16))  # loads the models
         handler.flush("warm-up", args.language)
         runs.append(run(args.language, n, args.seconds, handler))
-    report(args.language, runs)
+    report(args.language, runs, args.asr)
 
 
 if __name__ == "__main__":

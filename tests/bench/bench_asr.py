@@ -1,12 +1,13 @@
 """ASR speed on this machine: load time, real-time factor and RSS at 1 and 2 threads.
 
 Run: `.venv/bin/python -m tests.bench.bench_asr [--model DIR --language en|zh]`;
-without --model it measures tiny.en on English and base on Chinese.
+without --model it measures tiny.en on English and base on Chinese, each as sherpa-onnx
+and as CTranslate2 runs it (the manifest's kind).
 Each thread count runs in its own process, so RSS is that case alone. English
 audio is the test sentences spoken by espeak-ng with 1 s pauses (about a
 minute); Chinese audio is the real Mandarin/English clips of
 ../shared/datasets/zh-en-speech with 1 s pauses (about 46 s). Both run through
-the full path (silero VAD -> sherpa-onnx Whisper), once at 16 kHz and once as
+the full path (silero VAD -> Whisper), once at 16 kHz and once as
 8 kHz G.711 telephone audio. Load time includes the sha256 check of every model
 file. RTF = processing time / audio duration (lower is faster).
 """
@@ -38,7 +39,11 @@ def _status_mb(field: str) -> float:
 
 ZH_EN_SPEECH = REPO.parent / "shared" / "datasets" / "zh-en-speech"
 MODELS = REPO / "models"
-DEFAULT_CASES = ((MODELS / "whisper-tiny-en", "en"), (MODELS / "whisper-base", "zh"))
+DEFAULT_CASES = tuple(
+    (MODELS / f"{name}{runtime}", language)
+    for name, language in (("whisper-tiny-en", "en"), ("whisper-base", "zh"))
+    for runtime in ("", "-ct2")  # sherpa-onnx, CTranslate2 (greedy)
+)
 
 
 def _recordings(language: str, tmp: Path) -> list[Path]:
@@ -68,7 +73,8 @@ def run_case(model: Path, language: str, threads: int) -> dict:
 
     rss_before = _status_mb("VmRSS")
     t0 = time.perf_counter()
-    rec = UtteranceRecognizer(model, language=language, threads=threads)
+    kind = json.loads((model / "manifest.json").read_text(encoding="utf-8"))["kind"]
+    rec = UtteranceRecognizer(model, kind=kind, language=language, threads=threads)
     load_s = time.perf_counter() - t0
     rss_loaded = _status_mb("VmRSS")
     result = {"threads": threads, "load_s": load_s, "rss_model_mb": rss_loaded - rss_before}

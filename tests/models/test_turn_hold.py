@@ -87,12 +87,9 @@ class CountingEngine:
     def __init__(self, engine) -> None:
         self.engine, self.decodes = engine, 0
 
-    def create_stream(self):
-        return self.engine.create_stream()
-
-    def decode_stream(self, stream) -> None:
+    def transcribe(self, samples: np.ndarray) -> str:
         self.decodes += 1
-        self.engine.decode_stream(stream)
+        return self.engine.transcribe(samples)
 
 
 def streamed(audio: np.ndarray, cfg: VadConfig, detector, engine) -> tuple[list, list[int]]:

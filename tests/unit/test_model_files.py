@@ -28,14 +28,14 @@ def test_shipped_models_pass(tmp_path):
 
 
 def test_a_model_listed_for_a_language_it_lacks_and_a_missing_one(tmp_path):
-    path = _edit(_here(tmp_path), "dir: whisper-base ", "dir: whisper-tiny-en ")
+    path = _edit(_here(tmp_path), "dir: whisper-base-ct2 ", "dir: whisper-tiny-en-ct2 ")
     path = _edit(path, "acoustic_emotion: emotion ", "acoustic_emotion: emotoin ")
     result = run_cli("check-config", str(path), env=SECRET)
     assert result.returncode == 2
     zh = line_of(path, "languages: [zh]")
     emotion = line_of(path, "acoustic_emotion: emotoin")
     assert result.stderr.splitlines() == [
-        f"{path}:{zh}:19: models.asr[1].languages[0]: whisper-tiny-en transcribes en, not zh",
+        f"{path}:{zh}:19: models.asr[1].languages[0]: whisper-tiny-en-ct2 transcribes en, not zh",
         f"{path}:{emotion}:3: models.acoustic_emotion: "
         f"{REPO / 'models' / 'emotoin' / 'manifest.json'}: manifest missing",
         f"{path}: 2 error(s) in model files",
@@ -59,8 +59,8 @@ def test_an_altered_model_file_is_caught_before_a_call_needs_it(tmp_path):
 def test_calls_in_a_language_no_asr_model_covers_are_a_warning(tmp_path):
     path = _edit(
         _here(tmp_path),
-        "    - kind: whisper\n      dir: whisper-base ",
-        "    - kind: whisper\n      dir: whisper-tiny-en ",
+        "    - kind: whisper_ct2\n      dir: whisper-base-ct2 ",
+        "    - kind: whisper_ct2\n      dir: whisper-tiny-en-ct2 ",
     )
     path = _edit(path, "      languages: [zh]", "      languages: [en]")
     result = run_cli("check-config", str(path), env=SECRET)

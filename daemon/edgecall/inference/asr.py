@@ -1,6 +1,6 @@
 """Speech to text for one caller's audio: VAD-cut utterances, each recognised.
 
-Two recognisers sit behind one interface:
+Three recognisers sit behind one interface:
 
 * `whisper` (default): silero VAD (the `silero_vad.onnx` shipped in the
   `silero-vad` wheel, run here with onnxruntime) cuts the stream into
@@ -9,6 +9,8 @@ Two recognisers sit behind one interface:
   ourselves because sherpa-onnx 2.0.1's VoiceActivityDetector reported
   utterance starts up to 0.8 s late with the silero v6 model, cutting off the
   first words.
+* `whisper_ct2`: the same VAD and utterances, each decoded by CTranslate2 from
+  the pinned wheels' own CT2 files (`inference.ct2_whisper`), greedy or beam search.
 * `streaming_transducer`: a sherpa-onnx zipformer transducer a user installs
   (its manifest lists its languages and the encoder/decoder/joiner/tokens
   files); its own endpoint rules, driven by the same VAD settings, delimit
@@ -36,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,10 +54,32 @@ WHISPER_MAX_S = 29.0  # + 2 pads of 0.2 s stays under sherpa-onnx's 29.5 s limit
 # Speech this short after a held pause is taken for a filler ("um", 嗯): see Endpointer.
 FILLER = int(0.6 * SAMPLE_RATE)
 SPEECH_PAD = SAMPLE_RATE // 5  # 200 ms kept before and after speech: Whisper needs the onset
+UTTERANCE_KINDS = ("whisper", "whisper_ct2")  # VAD-cut utterances, each decoded whole
 
 
 class AsrInputError(ValueError):
     """The audio handed to the recogniser is unusable (rate, shape, type)."""
+
+
+class UtteranceModel(Protocol):
+    """What the VAD path needs of a Whisper runtime: the words of one utterance."""
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        """float32 speech at 16 kHz (at most WHISPER_MAX_S plus pads) -> text."""
+        ...
+
+
+class SherpaWhisper:
+    """sherpa-onnx's offline Whisper recognizer as an UtteranceModel."""
+
+    def __init__(self, recognizer: Any) -> None:
+        self._recognizer = recognizer
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        stream = self._recognizer.create_stream()
+        stream.accept_waveform(SAMPLE_RATE, samples)
+        self._recognizer.decode_stream(stream)
+        return stream.result.text
 
 
 @dataclass(frozen=True)
@@ -324,8 +348,9 @@ def load_engine(
     language: str = "en",
     vad: VadConfig | None = None,
     threads: int = 1,
+    beam_size: int = 1,
 ) -> Any:
-    """The sherpa-onnx recognizer of a model directory (files checked against its manifest).
+    """The recognizer of a model directory (files checked against its manifest).
 
     Loaded once per worker and language, and shared by every call (about 180 MB
     and 0.3 s each otherwise): each call keeps its own VAD, endpointer and
@@ -335,8 +360,6 @@ def load_engine(
     answers (好的, 不要) are that long; a forced Chinese decode still writes the
     English words a caller mixes in.
     """
-    import sherpa_onnx  # heavy native module: loaded only where inference runs
-
     manifest = load_manifest(model_dir)
     covered = manifest.get("languages")
     if not covered:
@@ -346,9 +369,15 @@ def load_engine(
             f"{model_dir}/manifest.json: the model transcribes {', '.join(covered)}, "
             f"not {language!r}; list it under models.asr only for those languages"
         )
+    if kind == "whisper_ct2":
+        from edgecall.inference.ct2_whisper import Ct2Whisper
+
+        return Ct2Whisper(model_dir, language=language, beam_size=beam_size, threads=threads)
+    import sherpa_onnx  # heavy native module: loaded only where inference runs
+
     if kind == "whisper":
         files = _role_files(model_dir, ("encoder", "decoder", "tokens"))
-        return sherpa_onnx.OfflineRecognizer.from_whisper(
+        recognizer = sherpa_onnx.OfflineRecognizer.from_whisper(
             encoder=str(files["encoder"]),
             decoder=str(files["decoder"]),
             tokens=str(files["tokens"]),
@@ -358,6 +387,7 @@ def load_engine(
             # the model's manifest gives the measured value (its card has the figures)
             tail_paddings=_tail_paddings(model_dir, manifest),
         )
+        return SherpaWhisper(recognizer)
     if kind == "streaming_transducer":
         files = _role_files(model_dir, ("encoder", "decoder", "joiner", "tokens"))
         cfg = vad or VadConfig()
@@ -413,6 +443,7 @@ class UtteranceRecognizer:
         chinese_script: Script = "simplified",
         vad: VadConfig | None = None,
         threads: int = 1,
+        beam_size: int = 1,
         engine: Any = None,
         turn_detector: Any = None,
     ) -> None:
@@ -425,9 +456,16 @@ class UtteranceRecognizer:
         self._resampler: _Upsample2x | None = None
         self._input_rate: int | None = None
         if engine is None:
-            engine = load_engine(model_dir, kind=kind, language=language, vad=vad, threads=threads)
-        if kind == "whisper":
-            self._offline = engine
+            engine = load_engine(
+                model_dir,
+                kind=kind,
+                language=language,
+                vad=vad,
+                threads=threads,
+                beam_size=beam_size,
+            )
+        if kind in UTTERANCE_KINDS:
+            self._offline: UtteranceModel = engine
             self._vad = self._make_vad(threads)
             # Whisper sees at most 30 s (sherpa-onnx drops the rest): cut before that.
             self._turn_detector = turn_detector
@@ -465,6 +503,7 @@ class UtteranceRecognizer:
             chinese_script=asr.chinese_script,
             vad=models.vad,
             threads=models.threads,
+            beam_size=asr.beam_size,
             turn_detector=turn_detector,
         )
 
@@ -510,7 +549,7 @@ class UtteranceRecognizer:
     @property
     def buffered_seconds(self) -> float:
         """Audio held for the utterance in progress (bounded by max_utterance_s + pads)."""
-        return self._audio.size / SAMPLE_RATE if self.kind == "whisper" else 0.0
+        return self._audio.size / SAMPLE_RATE if self.kind in UTTERANCE_KINDS else 0.0
 
     def _to_16k(self, pcm: np.ndarray, sample_rate: int) -> np.ndarray:
         if sample_rate not in SUPPORTED_RATES:
@@ -533,7 +572,7 @@ class UtteranceRecognizer:
         """Add audio; return the utterances that ended within it."""
         audio = self._to_16k(pcm, sample_rate)
         self._samples_seen += audio.size
-        if self.kind == "whisper":
+        if self.kind in UTTERANCE_KINDS:
             self._audio = np.concatenate([self._audio, audio])
             segments = self._endpointer.feed(self._vad(audio))
             out = self._recognise_segments(segments)
@@ -544,7 +583,7 @@ class UtteranceRecognizer:
 
     def flush(self) -> list[Utterance]:
         """End of audio: return whatever utterance is still open, then start afresh."""
-        if self.kind == "whisper":
+        if self.kind in UTTERANCE_KINDS:
             out = self._recognise_segments(self._endpointer.finish())
             self._ahead = None
             self._vad.reset()
@@ -599,10 +638,7 @@ class UtteranceRecognizer:
         self._audio_start = keep_from
 
     def _recognise(self, samples: np.ndarray, start: int) -> Utterance | None:
-        stream = self._offline.create_stream()
-        stream.accept_waveform(SAMPLE_RATE, samples)
-        self._offline.decode_stream(stream)
-        text = self._tidy(stream.result.text)
+        text = self._tidy(self._offline.transcribe(samples))
         if not text:
             return None
         return Utterance(

@@ -127,7 +127,12 @@ class CallAnalysisHandler:
         engine = self._engines.get(key)
         if engine is None:
             engine = self._engines[key] = load_engine(
-                key[0], kind=chosen.kind, language=language, vad=models.vad, threads=models.threads
+                key[0],
+                kind=chosen.kind,
+                language=language,
+                vad=models.vad,
+                threads=models.threads,
+                beam_size=chosen.beam_size,
             )
         return UtteranceRecognizer.from_config(
             chosen, models, language, engine=engine, turn_detector=self._turn_detector()

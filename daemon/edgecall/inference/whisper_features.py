@@ -1,13 +1,13 @@
-"""Whisper's log-mel front end (16 kHz, 25 ms window, 10 ms hop), for self-checks.
+"""Whisper's log-mel front end (16 kHz, 25 ms Hann window, 10 ms hop) in numpy.
 
-Only the converter's verification uses this; at run time sherpa-onnx computes
-the features itself.
+The CTranslate2 runtime takes features, not audio, so the appliance computes them
+itself: the same filters and scaling as OpenAI's `log_mel_spectrogram` (Slaney mel
+scale, power spectrum, log10 floored 8 below the peak, then (x + 4) / 4).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -42,15 +42,20 @@ def mel_filters(n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+_FILTERS: dict[int, np.ndarray] = {}
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic
+
+
 def log_mel(audio: np.ndarray, n_mels: int = 80, pad_to_s: float = 30.0) -> np.ndarray:
-    """float32 audio at 16 kHz -> (n_mels, frames) normalised log-mel."""
+    """float32 audio at 16 kHz, zero-padded (or cut) to `pad_to_s` -> (n_mels, frames)."""
     samples = int(pad_to_s * SAMPLE_RATE)
     audio = np.pad(audio.astype(np.float32), (0, max(0, samples - audio.size)))[:samples]
-    spec = torch.stft(
-        torch.from_numpy(audio), N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True
-    )
-    power = (spec[..., :-1].abs() ** 2).numpy()
-    mel = mel_filters(n_mels) @ power
-    log = np.log10(np.maximum(mel, 1e-10))
+    padded = np.pad(audio, N_FFT // 2, mode="reflect")  # centred frames, as torch.stft
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:-1]
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
+    filters = _FILTERS.get(n_mels)
+    if filters is None:
+        filters = _FILTERS[n_mels] = mel_filters(n_mels)
+    log = np.log10(np.maximum(filters @ power.T.astype(np.float32), 1e-10))
     log = np.maximum(log, log.max() - 8.0)
     return ((log + 4.0) / 4.0).astype(np.float32)
