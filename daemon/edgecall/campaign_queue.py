@@ -13,11 +13,11 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from edgecall.config.dialing import DialingConfig
+from edgecall.messages import parse_ts
 from edgecall.rules.pacing import BARRED, GIVEN_UP, STOPPED, after_call
 
 State = Literal["running", "paused", "stopped"]
@@ -188,7 +188,7 @@ class CampaignQueue:
             return None
         entry_id, campaign, attempts = row
         kind, reason = outcome.get("outcome", "error"), outcome.get("reason")
-        step = after_call(kind, reason, attempts, now, cfg, _due(outcome.get("due")))
+        step = after_call(kind, reason, attempts, now, cfg, parse_ts(outcome.get("due")))
         stopped = self.state(campaign) == "stopped"
         final = step.final or (STOPPED if stopped else None)
         self._db.execute(
@@ -256,13 +256,3 @@ class CampaignQueue:
             "SELECT count(*) FROM campaign_numbers WHERE campaign = ?", (campaign,)
         ).fetchone()
         return row[0]
-
-
-def _due(value: Any) -> float | None:
-    """The `due` of a redial_scheduled outcome (ISO 8601, UTC) as seconds."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None

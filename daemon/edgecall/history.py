@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from edgecall.customers import Customer
 from edgecall.dnc import normalise
+from edgecall.messages import parse_ts
 from edgecall.rules.variants import DEFAULT_GROUP, VariantStats
 
 log = logging.getLogger("edgecall.history")
@@ -272,7 +273,7 @@ class History:
             return
         kind = m.get("type") if m.get("schema") == "edgecall.event/1" else m.get("schema")
         if kind == "call.started":
-            started = _ts(m.get("ts")) or self._clock()
+            started = parse_ts(m.get("ts")) or self._clock()
             hour, slot = self._slot_of(started)
             remote = m.get("remote")
             try:
@@ -311,7 +312,7 @@ class History:
                         m["node"],
                         m["variant"],
                         call_id,
-                        _ts(m.get("ts")) or self._clock(),
+                        parse_ts(m.get("ts")) or self._clock(),
                         call_id,
                     ),
                 )
@@ -381,7 +382,7 @@ class History:
                     (sum(levels), len(levels), min(levels), min(levels), len(levels), call_id),
                 )
         elif kind == "edgecall.outcome/1":
-            ended = _ts(m.get("ts")) or self._clock()
+            ended = parse_ts(m.get("ts")) or self._clock()
             with self._db:  # the outcome and what its variants earned: both or neither
                 self._db.execute("BEGIN")
                 row = self._db.execute(
@@ -748,15 +749,6 @@ class History:
             "failed_writes": self.failed_writes,
             "last_error": self.last_error,
         }
-
-
-def _ts(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class RecordingPublisher:

@@ -22,14 +22,14 @@ is reported and the calls go on without predictions.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgecall.model_json import load_json, save_json
 
 MODEL_SCHEMA = "edgecall.interest-model/1"
 MODEL_FILE = "interest-model.json"
@@ -150,18 +150,11 @@ class InterestModel:
         }
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        save_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> InterestModel:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InterestModelError(f"{path}: unreadable: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != MODEL_SCHEMA:
-            raise InterestModelError(f"{path}: not a {MODEL_SCHEMA} file")
+        data = load_json(path, MODEL_SCHEMA, InterestModelError)
         try:
             c = data["cleaning"]
             cleaning = Cleaning(c["columns"], c["low"], c["high"], c["fill"])

@@ -22,6 +22,16 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_ts(value: Any) -> float | None:
+    """A message's ISO 8601 time ('...Z') as seconds since the epoch; None if it is none."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def new_message_id() -> str:
     return uuid.uuid4().hex
 

@@ -9,14 +9,14 @@ with its path and reason; the calls then use the rules' order of replies.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgecall.model_json import load_json, save_json
 
 MODEL_SCHEMA = "edgecall.reply-model/1"
 MODEL_FILE = "reply-model.json"
@@ -77,19 +77,11 @@ class ReplyModel:
         }
 
     def save(self, path: Path) -> None:
-        """Written beside and renamed into place: a reader never sees half a model."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        save_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> ReplyModel:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ReplyModelError(f"{path}: unreadable: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != MODEL_SCHEMA:
-            raise ReplyModelError(f"{path}: not a {MODEL_SCHEMA} file")
+        data = load_json(path, MODEL_SCHEMA, ReplyModelError)
         try:
             meta = {
                 k: v
