@@ -73,6 +73,15 @@ async def head_office(broker: Mosquitto) -> AsyncIterator[tuple[aiomqtt.Client, 
             await asyncio.gather(task, return_exceptions=True)
 
 
+async def in_group(daemon: DaemonProcess, timeout: float = 30.0) -> None:
+    """Until the box is registered and in the site's shared-subscription group."""
+    deadline = time.monotonic() + timeout
+    while not all(s in daemon.log(400) for s in ("registration: 200 OK", "site work: in group")):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in the site's group in {timeout:.0f} s:\n{daemon.log(40)}")
+        await asyncio.sleep(0.2)
+
+
 async def publish(client: aiomqtt.Client, first: int, *refs: str) -> None:
     """One item per ref; its number is not registered, so each call ends at once (404)."""
     for i, ref in enumerate(refs):
@@ -136,6 +145,9 @@ async def test_two_boxes_share_the_work_and_a_killed_box_loses_no_item(tmp_path:
             for d in daemons:
                 d.start()
             await asyncio.gather(*(d.ready(timeout=120) for d in daemons))
+            # ready comes before a box has joined the site's group: items published then
+            # all go to the box that has
+            await asyncio.gather(*(in_group(d) for d in daemons))
             await publish(client, 2000, *(f"r{i}" for i in range(6)))
             await outcomes.until(7, 90, logs())
             assert outcomes.refs() == ["r0", "r1", "r2", "r3", "r4", "r5", "redial"], logs()
