@@ -503,7 +503,9 @@ class Appliance:
         """Place the due calls there is capacity for; a number on the do-not-call list is
         never dialled: its item is reported to head office (<prefix>/dials), then dropped.
         With site work on, due redials go to the site's queue and calls come from it too."""
-        if self.site_work is not None:
+        if self.site_work is not None and self.site_work.connected:
+            # a message on the site's queue before any box is in its group is dropped by
+            # the broker: due redials wait here until this box has joined it
             await self._share_due_redials(now)
         kind = "dial" if self.site_work is not None else None
         ready, barred = self.dials.due_split(now, self._room(), self.dnc.contains, kind)

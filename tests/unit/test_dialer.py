@@ -247,6 +247,7 @@ class FakeSiteWork:
         self.topics = SiteTopics("edgecall/site-1/work", "edgecall-site-1")
         self.given = [Held(item, mid, 1, 0.0) for mid, item in enumerate(items, 1)]
         self.acked: list[int] = []
+        self.connected = True  # in the site's group
 
     def take(self):
         return self.given.pop(0) if self.given else None
@@ -297,3 +298,22 @@ async def test_with_site_work_due_redials_go_to_the_site_and_site_items_are_dial
     assert app.site_work.acked == [1, 2, 3]  # the barred one too: reported, not dialled
     assert [m["ref"] for t, m in app.link.published if t == "dials"] == ["lead-2"]
     assert app.dials.placed_before("w-1") and not app.dials.placed_before("w-2")
+
+
+async def test_due_redials_wait_until_the_box_is_in_the_sites_group(appliance):
+    app = appliance
+    published = []
+
+    async def publish_to(topic, message, kind):
+        published.append(message)
+        return message["message_id"]
+
+    app.link.publish_to = publish_to
+    app.site_work = FakeSiteWork([])
+    app.site_work.connected = False  # the broker would drop it: no box in the group yet
+    app.dials.add("13500135000", NOW, kind="redial", ref="back", origin_call_id="c-5", attempt=2)
+    await app._dial_due(NOW)
+    assert published == [] and app.dials.counts()["redial"] == 1
+    app.site_work.connected = True
+    await app._dial_due(NOW)
+    assert [m["item_id"] for m in published] == ["redial-c-5-2"]

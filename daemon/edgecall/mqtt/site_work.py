@@ -339,10 +339,10 @@ class SiteWork:
         async with work, watch:
             self._connection += 1
             self._client = work
-            self.connected = True
             self.last_error = None
             await watch.subscribe(self.topics.shared(self.topics.orphaned), qos=1)
             await work.subscribe(self.topics.shared(self.topics.dial), qos=1)
+            self.connected = True  # in the group: what this box shares now has a reader
             log.info("site work: in group %s on %s", self.topics.group, self.topics.dial)
             tasks = [
                 asyncio.create_task(self._listen(work), name="site-work-listen"),
