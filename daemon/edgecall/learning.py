@@ -223,10 +223,15 @@ class Learning:
         nodes = intro_nodes(camp)
         if not explanation or not nodes or INTRO not in camp.prompts:
             return
-        if group in history.group_scripts(campaign):
-            return
         text = promoted_intro(camp.prompts[INTRO].text, explanation, camp.language)
-        if history.store_group_script(campaign, group, group_prompt(group), text, [topic]):
+        try:
+            stored = group not in history.group_scripts(campaign) and history.store_group_script(
+                campaign, group, group_prompt(group), text, [topic]
+            )
+        except sqlite3.Error as exc:
+            log.error("call history: the script of group %s not kept: %s", group, exc)
+            return
+        if stored:
             self._renew()
             body = {
                 "campaign": campaign,
