@@ -41,8 +41,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edgecall.config.appliance import known_time_zone
 from edgecall.dnc import normalise
 
 NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
@@ -112,14 +112,6 @@ def _group(text: str) -> str:
     return text
 
 
-def _zone(text: str) -> str:
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not an IANA time zone (e.g. Asia/Shanghai)") from None
-    return text
-
-
 def _language(text: str) -> str:
     if text not in ("zh", "en"):
         raise ValueError("must be zh or en")
@@ -132,7 +124,7 @@ IDENTITY: dict[str, Callable[[str], Any]] = {
     "name": _text,
     "group": _group,
     "language": _language,
-    "time_zone": _zone,
+    "time_zone": known_time_zone,
 }
 FEATURES: dict[str, Callable[[str], Any]] = {
     "total_spend": _amount,

@@ -37,16 +37,20 @@ class ApplianceConfig(ConfigModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            near = sorted(z for z in available_timezones() if z.split("/")[-1] in value)[:3]
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise ValueError(f"unknown time zone {value!r}{hint}") from None
-        return value
+        return value if value is None else known_time_zone(value)
 
     def zone(self) -> tzinfo | None:
         """The callers' time zone; None: the system's local one."""
         return ZoneInfo(self.timezone) if self.timezone else None
+
+
+def known_time_zone(value: str) -> str:
+    """`value` if it is an IANA time zone, else ValueError naming near ones (config
+    fields and customer lists alike)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        near = sorted(z for z in available_timezones() if z.split("/")[-1] in value)[:3]
+        hint = f"; did you mean {', '.join(near)}?" if near else " (e.g. Asia/Shanghai)"
+        raise ValueError(f"unknown time zone {value!r}{hint}") from None
+    return value

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from edgecall.config.appliance import known_time_zone
 from edgecall.config.base import ConfigModel
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -76,11 +76,4 @@ class DialingConfig(ConfigModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, name: str | None) -> str | None:
-        if name is not None:
-            try:
-                ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {name!r} (IANA names: Asia/Shanghai)"
-                ) from None
-        return name
+        return name if name is None else known_time_zone(name)
